@@ -1,0 +1,89 @@
+"""safetensors checkpoints that carry their own config in `__metadata__`.
+
+The header is validated by hand before safetensors touches the file, so a truncated file or a
+header that claims gigabytes is refused before any large allocation.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import CheckpointError
+
+FORMAT = "imgdiff-checkpoint-1"
+MAX_HEADER = 8 << 20  # real headers are a few kB; refuse anything absurd before reading it
+DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "U8": 1, "I64": 8, "I32": 4, "BOOL": 1}
+
+
+def read_header(path: Path | str) -> dict:
+    """Parse and sanity-check the safetensors header without loading tensors."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path}: not a safetensors file (too short)")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER or 8 + n > size:
+                raise CheckpointError(f"{path}: corrupt safetensors header (claims {n} bytes, file has {size})")
+            header = json.loads(f.read(n))
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}: corrupt safetensors header") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: corrupt safetensors header")
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            lo, hi = info["data_offsets"]
+            want = DTYPE_BYTES[info["dtype"]]
+            for d in info["shape"]:
+                want *= int(d)
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry") from None
+        if hi - lo != want or lo < 0:
+            raise CheckpointError(f"{path}: tensor {name!r} size does not match its shape")
+        end = max(end, hi)
+    if 8 + n + end > size:
+        raise CheckpointError(f"{path}: truncated (tensors end past the end of the file)")
+    return header
+
+
+def read_config(path: Path) -> dict:
+    """The JSON config stored in the checkpoint's metadata."""
+    meta = read_header(path).get("__metadata__") or {}
+    try:
+        cfg = json.loads(meta["imgdiff"])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: not an imgdiff checkpoint (no config in its metadata)") from None
+    if cfg.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {cfg.get('format')!r}")
+    return cfg
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    read_header(path)
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: cannot load tensors ({e})") from None
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], config: dict, extra: dict | None = None) -> None:
+    """Write atomically: a temp file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"imgdiff": json.dumps({"format": FORMAT, **config}, sort_keys=True)}
+    meta.update(extra or {})
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    tmp.replace(path)

@@ -1,0 +1,13 @@
+"""Errors that the CLI reports as one line, without a traceback."""
+
+
+class ImgdiffError(Exception):
+    """A user-facing failure; the message names the file or option at fault."""
+
+
+class CheckpointError(ImgdiffError):
+    """A checkpoint that is missing, corrupt, tampered with, or meant for another task."""
+
+
+class ImageError(ImgdiffError):
+    """An input image that cannot be read safely."""

@@ -1,0 +1,123 @@
+"""Half-resolution conditional UNet: the one denoiser family behind every task.
+
+Pixel-unshuffle moves 2x2 neighbourhoods into channels so every convolution runs on a quarter of
+the pixels; on two CPU cores that is the difference between 8 s/MP and ~1 s/MP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class UNetConfig:
+    """Everything needed to rebuild the network; stored inside every checkpoint."""
+
+    in_channels: int = 3  # channels of the noisy image x
+    cond_channels: int = 0  # channels of the condition concatenated to x (e.g. upsampled LR)
+    out_channels: int = 3
+    base: int = 32
+    mults: list[int] = field(default_factory=lambda: [1, 2, 4])
+    blocks: int = 2  # residual blocks per level
+    unshuffle: int = 2
+    emb_dim: int = 128
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+class NoiseEmbedding(nn.Module):
+    """Fourier features of c_noise followed by an MLP."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("freqs", torch.exp(torch.linspace(0, math.log(1000), dim // 2)) * 0.5)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+        a = c_noise[:, None].float() * self.freqs[None]
+        return self.mlp(torch.cat([a.cos(), a.sin()], dim=1))
+
+
+class ResBlock(nn.Module):
+    """conv-act-conv residual block; the noise level enters as a per-channel scale and shift."""
+
+    def __init__(self, ch_in: int, ch_out: int, emb_dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch_in, ch_out, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch_out, ch_out, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * ch_out)
+        self.skip = nn.Conv2d(ch_in, ch_out, 1) if ch_in != ch_out else nn.Identity()
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(x)
+        scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+        h = F.silu(h * (1 + scale) + shift)
+        return self.skip(x) + self.conv2(h)
+
+
+class UNet(nn.Module):
+    """F(x, c_noise, cond) -> residual-free raw output; preconditioning lives in diffusion/."""
+
+    def __init__(self, cfg: UNetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        r2 = cfg.unshuffle**2
+        chs = [cfg.base * m for m in cfg.mults]
+        self.emb = NoiseEmbedding(cfg.emb_dim)
+        self.head = nn.Conv2d((cfg.in_channels + cfg.cond_channels) * r2, chs[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        for i, ch in enumerate(chs):
+            self.down.append(nn.ModuleList([ResBlock(ch, ch, cfg.emb_dim) for _ in range(cfg.blocks)]))
+            if i + 1 < len(chs):
+                self.downsample.append(nn.Conv2d(ch, chs[i + 1], 2, stride=2))
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for i in range(len(chs) - 2, -1, -1):
+            self.upsample.append(nn.ConvTranspose2d(chs[i + 1], chs[i], 2, stride=2))
+            self.up.append(nn.ModuleList([ResBlock(chs[i], chs[i], cfg.emb_dim) for _ in range(cfg.blocks)]))
+        self.tail = nn.Conv2d(chs[0], cfg.out_channels * r2, 3, padding=1)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be divisible by this."""
+        return self.cfg.unshuffle * 2 ** (len(self.cfg.mults) - 1)
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is not None:
+            x = torch.cat([x, cond], dim=1)
+        emb = self.emb(c_noise)
+        h = self.head(F.pixel_unshuffle(x, self.cfg.unshuffle))
+        skips = []
+        for i, blocks in enumerate(self.down):
+            for b in blocks:
+                h = b(h, emb)
+            if i < len(self.downsample):
+                skips.append(h)
+                h = self.downsample[i](h)
+        for up, blocks in zip(self.upsample, self.up):
+            h = up(h) + skips.pop()
+            for b in blocks:
+                h = b(h, emb)
+        return F.pixel_shuffle(self.tail(h), self.cfg.unshuffle)
+
+    def set_circular(self, on: bool) -> None:
+        """Wrap-around padding makes generated textures tile seamlessly."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m.padding != (0, 0):
+                m.padding_mode = "circular" if on else "zeros"

@@ -1,0 +1,298 @@
+"""The training loop shared by every task: AdamW, EMA, time-boxed LR decay, resumable state.
+
+Two files come out of a run:
+- `--out`: the EMA weights in fp16 with the config and validation figures (the shippable model),
+  rewritten whenever validation improves;
+- `RUN_DIR/state.safetensors`: weights, EMA, optimiser moments, step, RNG states (to resume).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
+from ..models import build_denoiser
+from ..tasks import default_config, sigma_from_255
+from .data import ImageBank, is_validation, list_images, validation_crops
+from .objectives import loss_fn, make_batch
+
+
+@dataclass
+class TrainOptions:
+    task: str
+    data: Path
+    out: Path
+    run_dir: Path
+    minutes: float = 60.0
+    max_steps: int = 0  # 0 = until the time is up
+    batch: int = 16
+    crop: int = 96
+    lr: float = 4e-4
+    ema: float = 0.999
+    warmup: int = 300
+    decay_fraction: float = 0.25  # the last quarter of the run anneals the LR (cosine)
+    val_every: int = 500
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 2
+    bf16: bool = False
+    resume: bool = False
+    init: Path | None = None  # start from these weights (fine-tuning), fresh optimiser
+    quiet: bool = False
+
+
+def log(opts: TrainOptions, msg: str) -> None:
+    if not opts.quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+@torch.no_grad()
+def validate(cfg: dict, model, val: torch.Tensor) -> dict:
+    """Fixed-seed figures on held-out crops; 'score' is higher-is-better."""
+    model.eval()
+    gen = torch.Generator(device=val.device).manual_seed(1234)
+    out: dict = {}
+    if cfg["task"] == "denoise":
+        for s in (15, 25, 50):
+            sigma = torch.full((val.shape[0],), sigma_from_255(s), device=val.device)
+            noisy = val + torch.randn(val.shape, generator=gen, device=val.device) * sigma[:, None, None, None]
+            noisy = ((noisy.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+            den = torch.cat([model(noisy[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
+            out[f"psnr_s{s}"] = _psnr(den, val)
+        out["score"] = sum(out[f"psnr_s{s}"] for s in (15, 25, 50)) / 3
+    elif cfg["task"] == "upscale":
+        from ..resample import downscale, upscale_bicubic
+        from .degrade import quantise
+
+        s = int(cfg["scale"])
+        cond = upscale_bicubic(quantise(downscale(val, s)), s)
+        sig = torch.full((1,), cfg["sigma_max"], device=val.device)
+        sr = []
+        for i in range(len(val)):
+            x = torch.randn(val[i : i + 1].shape, generator=gen, device=val.device) * cfg["sigma_max"]
+            sr.append(cond[i : i + 1] + model(x, sig, cond[i : i + 1]))
+        out["psnr"] = _psnr(torch.cat(sr), val)
+        out["psnr_bicubic"] = _psnr(cond, val)
+        out["score"] = out["psnr"]
+    else:
+        losses = []
+        for s in (0.05, 0.2, 0.5, 1.0, 2.0):
+            sigma = torch.full((val.shape[0],), s, device=val.device)
+            x = val + torch.randn(val.shape, generator=gen, device=val.device) * s
+            den = torch.cat([model(x[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
+            losses.append(float(((den - val) ** 2).mean() * (s**2 + 0.25) / (s * 0.5) ** 2))
+        out["loss"] = sum(losses) / len(losses)
+        out["score"] = -out["loss"]
+    model.train()
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    a8 = ((a.clamp(-1, 1) + 1) * 127.5).round()
+    b8 = ((b.clamp(-1, 1) + 1) * 127.5).round()
+    mse = ((a8 - b8) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(255**2 / mse)).mean())
+
+
+def _lr(opts: TrainOptions, step: int, frac: float) -> float:
+    lr = opts.lr * min(1.0, (step + 1) / opts.warmup)
+    start = 1 - opts.decay_fraction
+    if frac > start:
+        t = min(1.0, (frac - start) / opts.decay_fraction)
+        lr *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+    return lr
+
+
+def _state_path(opts: TrainOptions) -> Path:
+    return opts.run_dir / "state.safetensors"
+
+
+def train(opts: TrainOptions) -> dict:
+    torch.set_num_threads(opts.threads)
+    dev = torch.device(opts.device)
+    paths = list_images(opts.data)
+    val_paths = [p for p in paths if is_validation(p.name)]
+    train_paths = [p for p in paths if not is_validation(p.name)]
+    if not train_paths or not val_paths:
+        raise SystemExit(f"{opts.data}: need images for both training and validation (found {len(paths)})")
+
+    state: dict = {}
+    if opts.resume and _state_path(opts).exists():
+        meta = read_header(_state_path(opts))["__metadata__"]
+        cfg = read_config(_state_path(opts))
+        state = {"tensors": load_tensors(_state_path(opts)), "meta": json.loads(meta["trainer"])}
+    elif opts.init:
+        cfg = read_config(opts.init)
+        cfg["task"] = default_config(opts.task)["task"] if opts.task != "stylize" else "generate"
+    else:
+        cfg = default_config(opts.task)
+    model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)
+    if opts.init and not state:
+        model.load_state_dict({k: v.float() for k, v in load_tensors(opts.init).items()})
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
+
+    gen = torch.Generator().manual_seed(opts.seed)  # crop choice (CPU)
+    ngen = torch.Generator(device=dev).manual_seed(opts.seed + 1)  # noise (on the training device)
+    step, used_h, gpu_min, best = 0, 0.0, 0.0, -float("inf")
+    hist = cfg.get("training", {})
+    if state:
+        t = state["tensors"]
+        model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+        osd = optim.state_dict()
+        for i, p in enumerate(model.parameters()):
+            if f"opt.{i}.exp_avg" in t:
+                osd["state"][i] = {
+                    "step": torch.tensor(float(state["meta"]["step"])),
+                    "exp_avg": t[f"opt.{i}.exp_avg"].to(dev),
+                    "exp_avg_sq": t[f"opt.{i}.exp_avg_sq"].to(dev),
+                }
+        optim.load_state_dict(osd)
+        m = state["meta"]
+        step, used_h, gpu_min, best = m["step"], m["cpu_hours"], m["gpu_minutes"], m["best"]
+        gen.set_state(t["rng.cpu"])
+        if dev.type == "cpu" and "rng.dev_cpu" in t:
+            ngen.set_state(t["rng.dev_cpu"])
+        else:
+            ngen.manual_seed(opts.seed + step)
+        log(opts, f"resumed {opts.task} at step {step} (best {best})")
+
+    bank = ImageBank(train_paths, dev, min_side=opts.crop)
+    val = validation_crops(val_paths).to(dev)
+    zoom = (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)
+    if cfg["task"] == "generate":
+        opts.crop = int(cfg.get("size", 64))
+
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = opts.run_dir / "log.csv"
+    new_log = not log_path.exists()
+    logf = open(log_path, "a", newline="")
+    writer = csv.writer(logf)
+    if new_log:
+        writer.writerow(["step", "minutes", "lr", "loss", "val"])
+
+    command = " ".join(["imgdiff"] + sys.argv[1:]) if sys.argv[0].endswith("imgdiff") else " ".join(sys.argv)
+    t0 = time.time()
+    last_val = t0
+    running = 0.0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=opts.bf16 and dev.type == "cuda")
+
+    def save_state() -> None:
+        elapsed_h = (time.time() - t0) / 3600
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+        for i, p in enumerate(model.parameters()):
+            st = optim.state.get(p)
+            if st:
+                tensors[f"opt.{i}.exp_avg"] = st["exp_avg"]
+                tensors[f"opt.{i}.exp_avg_sq"] = st["exp_avg_sq"]
+        tensors["rng.cpu"] = gen.get_state()
+        if dev.type == "cpu":
+            tensors["rng.dev_cpu"] = ngen.get_state()
+        tensors = {k: v.detach().cpu() for k, v in tensors.items()}
+        meta = {
+            "step": step,
+            "cpu_hours": used_h + (elapsed_h * opts.threads if dev.type == "cpu" else 0),
+            "gpu_minutes": gpu_min + (elapsed_h * 60 if dev.type == "cuda" else 0),
+            "best": best,
+        }
+        save_checkpoint(_state_path(opts), tensors, cfg, extra={"trainer": json.dumps(meta)})
+
+    def save_best(figures: dict) -> None:
+        elapsed_h = (time.time() - t0) / 3600
+        training = {
+            "command": command,
+            "data": f"{opts.data} ({len(train_paths)} training images; {len(val_paths)} held out)",
+            "steps": step,
+            "batch": opts.batch,
+            "crop": opts.crop,
+            "cpu_hours": round(used_h + (elapsed_h * opts.threads if dev.type == "cpu" else 0), 3),
+            "gpu_minutes": round(gpu_min + (elapsed_h * 60 if dev.type == "cuda" else 0), 2),
+            "history": hist.get("history", []) + ([] if not hist else []),
+        }
+        out_cfg = {**cfg, "training": training, "validation": figures}
+        save_checkpoint(opts.out, {k: v.detach().half().cpu() for k, v in ema.state_dict().items()}, out_cfg)
+
+    budget_s = opts.minutes * 60
+    model.train()
+    start_step = step
+    while True:
+        elapsed = time.time() - t0
+        frac = elapsed / budget_s if opts.max_steps == 0 else (step - start_step) / opts.max_steps
+        if frac >= 1:
+            break
+        lr = _lr(opts, step, frac)
+        for g in optim.param_groups:
+            g["lr"] = lr
+        clean = bank.sample(opts.batch, opts.crop, gen, zoom).contiguous(memory_format=torch.channels_last)
+        batch = make_batch(cfg, clean, ngen)
+        with autocast:
+            loss = loss_fn(cfg, model, batch)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        d = min(opts.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - d)
+        step += 1
+        if step % 25 == 0 or step == start_step + 1:  # a host sync each step would stall the GPU
+            val_loss = float(loss.detach())
+            running = val_loss if step == start_step + 1 else 0.8 * running + 0.2 * val_loss
+        if step % opts.val_every == 0 or time.time() - last_val > 600:
+            last_val = time.time()
+            figures = validate(cfg, ema, val)
+            writer.writerow([step, round((time.time() - t0) / 60, 2), f"{lr:.2e}", f"{running:.5f}", json.dumps(figures)])
+            logf.flush()
+            log(opts, f"{opts.task} step {step} loss {running:.4f} lr {lr:.1e} val {figures}")
+            if figures["score"] > best:
+                best = figures["score"]
+                save_best(figures)
+            save_state()
+    figures = validate(cfg, ema, val)
+    writer.writerow([step, round((time.time() - t0) / 60, 2), "end", f"{running:.5f}", json.dumps(figures)])
+    logf.close()
+    if figures["score"] > best or not opts.out.exists():
+        best = max(best, figures["score"])
+        save_best(figures)
+    save_state()
+    log(opts, f"{opts.task} done: step {step}, val {figures}, best {best}")
+    return figures
+
+
+def train_main(argv: list[str] | None = None) -> None:
+    """`python -m imgdiff.train.trainer`: the same loop without the CLI (used on the GPU box)."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--run-dir", type=Path)
+    for name, typ in (("minutes", float), ("max-steps", int), ("batch", int), ("crop", int), ("lr", float),
+                      ("ema", float), ("warmup", int), ("val-every", int), ("seed", int), ("threads", int)):
+        ap.add_argument(f"--{name}", type=typ)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--resume", action="store_true")
+    a = ap.parse_args(argv)
+    kw = {k: v for k, v in vars(a).items() if v is not None}
+    kw["run_dir"] = kw.get("run_dir") or Path("runs") / a.task
+    kw["threads"] = kw.get("threads") or min(2, os.cpu_count() or 1)
+    train(TrainOptions(**kw))
+
+
+if __name__ == "__main__":
+    train_main()
