@@ -31,7 +31,7 @@ class UNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
+    def from_dict(cls, d: dict) -> UNetConfig:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 
@@ -110,7 +110,7 @@ class UNet(nn.Module):
             if i < len(self.downsample):
                 skips.append(h)
                 h = self.downsample[i](h)
-        for up, blocks in zip(self.upsample, self.up):
+        for up, blocks in zip(self.upsample, self.up, strict=False):
             h = up(h) + skips.pop()
             for b in blocks:
                 h = b(h, emb)

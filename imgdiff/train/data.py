@@ -37,14 +37,17 @@ def load_rgb(path: Path) -> torch.Tensor:
 class ImageBank:
     """Random crops with flips and 90-degree rotations; images picked in proportion to area."""
 
-    def __init__(self, paths: list[Path], device: torch.device, min_side: int = 64) -> None:
-        self.images = [load_rgb(p).to(device) for p in paths]
-        self.images = [im for im in self.images if min(im.shape[1:]) >= min_side]
+    def __init__(self, images: list[torch.Tensor], min_side: int = 64) -> None:
+        """images: uint8 (3, H, W) tensors, already on the training device."""
+        self.images = [im for im in images if min(im.shape[1:]) >= min_side]
         if not self.images:
-            raise ValueError("no usable training images")
+            raise ValueError(f"no training image is at least {min_side} pixels on each side")
         area = torch.tensor([im.shape[1] * im.shape[2] for im in self.images], dtype=torch.float64)
         self.weights = area / area.sum()
-        self.device = device
+
+    @classmethod
+    def from_paths(cls, paths: list[Path], device: torch.device, min_side: int = 64) -> ImageBank:
+        return cls([load_rgb(p).to(device) for p in paths], min_side)
 
     def sample(
         self, batch: int, crop: int, gen: torch.Generator, zoom: tuple[float, float] = (1.0, 1.0)

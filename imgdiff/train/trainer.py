@@ -151,7 +151,7 @@ def train(opts: TrainOptions) -> dict:
         model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
         ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
         osd = optim.state_dict()
-        for i, p in enumerate(model.parameters()):
+        for i, _p in enumerate(model.parameters()):
             if f"opt.{i}.exp_avg" in t:
                 osd["state"][i] = {
                     "step": torch.tensor(float(state["meta"]["step"])),
@@ -168,7 +168,7 @@ def train(opts: TrainOptions) -> dict:
             ngen.manual_seed(opts.seed + step)
         log(opts, f"resumed {opts.task} at step {step} (best {best})")
 
-    bank = ImageBank(train_paths, dev, min_side=opts.crop)
+    bank = ImageBank.from_paths(train_paths, dev, min_side=opts.crop)
     val = validation_crops(val_paths).to(dev)
     zoom = (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)
     if cfg["task"] == "generate":
@@ -245,7 +245,7 @@ def train(opts: TrainOptions) -> dict:
         optim.step()
         d = min(opts.ema, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=False):
                 pe.lerp_(pm, 1 - d)
         step += 1
         if step % 25 == 0 or step == start_step + 1:  # a host sync each step would stall the GPU
@@ -254,7 +254,9 @@ def train(opts: TrainOptions) -> dict:
         if step % opts.val_every == 0 or time.time() - last_val > 600:
             last_val = time.time()
             figures = validate(cfg, ema, val)
-            writer.writerow([step, round((time.time() - t0) / 60, 2), f"{lr:.2e}", f"{running:.5f}", json.dumps(figures)])
+            writer.writerow(
+                [step, round((time.time() - t0) / 60, 2), f"{lr:.2e}", f"{running:.5f}", json.dumps(figures)]
+            )
             logf.flush()
             log(opts, f"{opts.task} step {step} loss {running:.4f} lr {lr:.1e} val {figures}")
             if figures["score"] > best:
@@ -281,8 +283,18 @@ def train_main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--run-dir", type=Path)
-    for name, typ in (("minutes", float), ("max-steps", int), ("batch", int), ("crop", int), ("lr", float),
-                      ("ema", float), ("warmup", int), ("val-every", int), ("seed", int), ("threads", int)):
+    for name, typ in (
+        ("minutes", float),
+        ("max-steps", int),
+        ("batch", int),
+        ("crop", int),
+        ("lr", float),
+        ("ema", float),
+        ("warmup", int),
+        ("val-every", int),
+        ("seed", int),
+        ("threads", int),
+    ):
         ap.add_argument(f"--{name}", type=typ)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true")

@@ -1,0 +1,539 @@
+"""`imgdiff`: denoise, upscale, stylize and generate images with diffusion models.
+
+Every image command shares one set of options (added by `image_command`) and one batch loop
+(`run_batch`), so files, folders, globs, stdin/stdout, --json and exit codes behave the same.
+"""
+
+import functools
+import inspect
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .batch import Job, expand_inputs, plan_outputs
+from .errors import ImgdiffError
+from .io import DEFAULT_MAX_PIXELS, ImageData, encode_image, output_format, read_image, write_atomic, write_stdout
+from .report import Reporter
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Restore and create images with conditional diffusion models.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="List, inspect and verify checkpoints.")
+app.add_typer(models_app, name="models")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so temp files are cleaned up like on Ctrl-C."""
+
+
+@dataclass
+class Common:
+    output: Optional[str]
+    suffix: Optional[str]
+    overwrite: bool
+    skip_existing: bool
+    recursive: bool
+    steps: Optional[int]
+    seed: int
+    device: str
+    precision: str
+    tile: Optional[int]
+    tile_overlap: int
+    model: Optional[str]
+    json: bool
+    quiet: bool
+    threads: Optional[int]
+    max_pixels: int
+
+
+def _opt(*names: str, help: str, **kw):
+    return typer.Option(*names, help=help, **kw)
+
+
+COMMON_PARAMS = [
+    ("output", Annotated[Optional[str], _opt("-o", "--output", help="Output file, folder, or - for stdout.")], None),
+    (
+        "suffix",
+        Annotated[Optional[str], _opt("--suffix", help="Added to output names (default next to inputs: .TASK).")],
+        None,
+    ),
+    ("overwrite", Annotated[bool, _opt("--overwrite", help="Replace existing outputs.")], False),
+    ("skip_existing", Annotated[bool, _opt("--skip-existing", help="Leave existing outputs alone, silently.")], False),
+    ("recursive", Annotated[bool, _opt("--recursive", "-r", help="Descend into sub-folders.")], False),
+    (
+        "steps",
+        Annotated[Optional[int], _opt("--steps", min=1, max=1000, help="Sampling steps (1 = maximum fidelity).")],
+        None,
+    ),
+    ("seed", Annotated[int, _opt("--seed", help="Seed of the sampling noise.")], 0),
+    ("device", Annotated[str, _opt("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
+    ("precision", Annotated[str, _opt("--precision", help="auto, fp32, fp16 or bf16.")], "auto"),
+    (
+        "tile",
+        Annotated[
+            Optional[int],
+            _opt("--tile", min=0, help="Tile size in pixels (0 = whole image; default from free memory)."),
+        ],
+        None,
+    ),
+    ("tile_overlap", Annotated[int, _opt("--tile-overlap", min=0, help="Overlap between tiles.")], 32),
+    (
+        "model",
+        Annotated[Optional[str], _opt("--model", help="Shipped name, .safetensors path or hf://org/repo/file.")],
+        None,
+    ),
+    ("json", Annotated[bool, _opt("--json", help="One JSON line per result on stdout.")], False),
+    ("quiet", Annotated[bool, _opt("--quiet", "-q", help="Only errors on stderr.")], False),
+    (
+        "threads",
+        Annotated[Optional[int], _opt("--threads", min=1, help="CPU threads (default: all available cores).")],
+        None,
+    ),
+    (
+        "max_pixels",
+        Annotated[int, _opt("--max-pixels", min=1, help="Refuse larger images (decompression-bomb guard).")],
+        DEFAULT_MAX_PIXELS,
+    ),
+]
+
+
+def image_command(fn: Callable) -> Callable:
+    """Append the common options to a command's signature and hand them over as `common`."""
+    sig = inspect.signature(fn)
+    own = [p for p in sig.parameters.values() if p.name != "common"]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d) for n, a, d in COMMON_PARAMS]
+    names = [n for n, _, _ in COMMON_PARAMS]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        common = Common(**{n: kw.pop(n) for n in names})
+        install_signal_handlers()
+        try:
+            return fn(*args, common=common, **kw)
+        except KeyboardInterrupt:
+            print("imgdiff: interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+        except Terminated:
+            print("imgdiff: terminated", file=sys.stderr)
+            raise typer.Exit(143) from None
+
+    params = own + extra
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__
+    return wrapper
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"imgdiff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Restore and create images with conditional diffusion models."""
+
+
+def fail_usage(msg: str) -> None:
+    print(f"imgdiff: error: {msg}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def setup_runtime(common: Common):
+    from .device import Runtime, default_tile, resolve_device, resolve_precision, set_threads
+
+    set_threads(common.threads)
+    try:
+        dev = resolve_device(common.device)
+        dtype = resolve_precision(common.precision, dev)
+    except ImgdiffError as e:
+        fail_usage(str(e))
+    tile = default_tile(dev) if common.tile is None else common.tile
+    return Runtime(dev, dtype, tile, common.tile_overlap)
+
+
+def load_model(spec: str, task: str, rt, rep: Reporter):
+    from .hub import load
+
+    try:
+        return load(spec, task, rt.device)
+    except ImgdiffError as e:
+        rep.error(str(e))
+        raise typer.Exit(1) from None
+
+
+def metadata(task: str, model, common: Common, steps: int, **params) -> dict:
+    record = {
+        "task": task,
+        "model": model.name,
+        "model_sha256": model.sha256,
+        "steps": steps,
+        "seed": common.seed,
+        "imgdiff": __version__,
+        **params,
+    }
+    return {"Software": f"imgdiff {__version__}", "imgdiff": json.dumps(record, sort_keys=True)}
+
+
+def install_signal_handlers() -> None:
+    def on_term(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def run_batch(
+    inputs: list[str],
+    common: Common,
+    task: str,
+    default_suffix: str,
+    process: Callable[[ImageData, Reporter], tuple[ImageData, dict, dict]],
+    rep: Reporter,
+    output_ext: Optional[str] = None,
+) -> int:
+    """Process every input; returns the exit code (0 all done, 1 some failed)."""
+    if common.overwrite and common.skip_existing:
+        fail_usage("--overwrite and --skip-existing exclude each other")
+    if common.json and common.output == "-":
+        fail_usage("--json and -o - both want stdout; pick one")
+    try:
+        jobs, many = expand_inputs(inputs, common.recursive)
+        plan_outputs(jobs, many, common.output, common.suffix, default_suffix, output_ext)
+    except ImgdiffError as e:
+        fail_usage(str(e))
+    failed = 0
+    with rep.files(len(jobs), task):
+        for job in jobs:
+            ok = run_job(job, common, task, process, rep)
+            failed += not ok
+            rep.advance_file()
+    if failed and len(jobs) > 1:
+        rep.warn(f"{failed} of {len(jobs)} inputs failed")
+    return 1 if failed else 0
+
+
+def run_job(
+    job: Job, common: Common, task: str, process, rep: Reporter, read: Optional[Callable[[], ImageData]] = None
+) -> bool:
+    """One input to one output; every failure is one stderr line and a False return."""
+    record = {"input": job.label, "output": "-" if job.output is None else str(job.output), "task": task}
+    t0 = time.time()
+
+    def failed(msg: str) -> bool:
+        rep.error(msg)
+        rep.result({**record, "status": "error", "error": msg})
+        return False
+
+    if job.error:
+        return failed(job.error)
+    out = job.output
+    if out is not None and (out.exists() or out.is_symlink()):
+        if common.skip_existing:
+            rep.info(f"{job.label}: {out} exists, skipped")
+            rep.result({**record, "status": "skipped"})
+            return True
+        if not common.overwrite:
+            return failed(f"{job.label}: {out} already exists (use --overwrite or --skip-existing)")
+        if out.is_dir():
+            return failed(f"{job.label}: {out} is a directory")
+    try:
+        fmt = "PNG" if out is None else output_format(out)
+        if read is not None:
+            img = read()
+        else:
+            src = sys.stdin.buffer.read() if job.source is None else job.source
+            img = read_image(src, name=job.label, max_pixels=common.max_pixels)
+        for w in img.warnings if img is not None else []:
+            rep.warn(w)
+        result, meta, extra = process(img, rep)
+        data = encode_image(result, fmt, meta)
+        if out is None:
+            write_stdout(data)
+        else:
+            _ensure_parent(out, common)
+            write_atomic(out, data, overwrite=common.overwrite)
+    except ImgdiffError as e:
+        return failed(str(e))
+    except FileExistsError:
+        return failed(f"{job.label}: {out} appeared meanwhile; not replaced (use --overwrite)")
+    except BrokenPipeError:
+        _silence_stdout()
+        return failed(f"{job.label}: stdout was closed before the image was written")
+    except OSError as e:
+        target = "stdout" if out is None else out
+        return failed(f"{job.label}: cannot write {target}: {e.strerror or e}")
+    except MemoryError:
+        return failed(f"{job.label}: out of memory (try a smaller --tile)")
+    seconds = round(time.time() - t0, 3)
+    rep.info(f"{job.label} -> {record['output']}  ({', '.join(f'{k} {v}' for k, v in extra.items())}, {seconds} s)")
+    rep.result({**record, "status": "ok", "seconds": seconds, **extra})
+    return True
+
+
+def _ensure_parent(out: Path, common: Common) -> None:
+    """Create folders under an -o DIR; a single -o FILE's folder must already exist."""
+    parent = out.parent
+    if parent.is_dir():
+        return
+    if common.output and Path(common.output) != out:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            return
+        except (FileExistsError, NotADirectoryError):
+            raise ImgdiffError(f"cannot create folder {parent}: a file is in the way") from None
+        except OSError as e:
+            raise ImgdiffError(f"cannot create folder {parent}: {e.strerror or e}") from None
+    raise ImgdiffError(f"folder {parent} does not exist")
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def finish(code: int) -> None:
+    raise typer.Exit(code)
+
+
+InputsArg = Annotated[
+    list[str], typer.Argument(help="Image files, folders, globs, or - for stdin.", show_default=False)
+]
+
+
+@app.command()
+@image_command
+def denoise(
+    inputs: InputsArg,
+    sigma: Annotated[str, typer.Option(help="Noise level on the 0..255 scale, or auto to estimate it.")] = "auto",
+    common: Common = None,
+) -> None:
+    """Remove Gaussian-like noise."""
+    from .pipelines.denoise import denoise_image, resolve_sigma
+
+    rep = Reporter(common.quiet, common.json)
+    if sigma != "auto":
+        try:
+            fixed = float(sigma)
+        except ValueError:
+            fail_usage(f"--sigma {sigma}: expected a number or auto")
+    rt = setup_runtime(common)
+    model = load_model(common.model or "denoise", "denoise", rt, rep)
+    steps = common.steps or 1
+
+    def process(img, rep):
+        s = resolve_sigma(img, None if sigma == "auto" else fixed, model)
+        out = denoise_image(img, model, rt, s, steps, common.seed, rep.step)
+        return (
+            out,
+            metadata("denoise", model, common, steps, sigma=round(s, 3), sigma_mode=sigma),
+            {"sigma": round(s, 2), "steps": steps},
+        )
+
+    finish(run_batch(inputs, common, "denoise", ".denoised", process, rep))
+
+
+@app.command()
+@image_command
+def upscale(
+    inputs: InputsArg,
+    scale: Annotated[int, typer.Option(help="Magnification: 2 or 4.")] = 4,
+    common: Common = None,
+) -> None:
+    """Enlarge images 2x or 4x."""
+    from .pipelines.upscale import upscale_image
+
+    if scale not in (2, 4):
+        fail_usage(f"--scale {scale}: expected 2 or 4")
+    rep = Reporter(common.quiet, common.json)
+    rt = setup_runtime(common)
+    model = load_model(common.model or f"upscale-x{scale}", "upscale", rt, rep)
+    if int(model.config.get("scale", 0)) != scale:
+        rep.error(f"{model.name}: an x{model.config.get('scale')} model cannot upscale x{scale}")
+        finish(1)
+    steps = common.steps or 1
+
+    def process(img, rep):
+        out = upscale_image(img, model, rt, steps, common.seed, rep.step)
+        return out, metadata("upscale", model, common, steps, scale=scale), {"scale": scale, "steps": steps}
+
+    finish(run_batch(inputs, common, "upscale", f".x{scale}", process, rep))
+
+
+@app.command()
+@image_command
+def stylize(
+    inputs: InputsArg,
+    style: Annotated[Path, typer.Option(help="Style image (or a style .safetensors saved with --save-style).")],
+    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="0 keeps the content, 1 replaces it.")] = 0.45,
+    save_style: Annotated[Optional[Path], typer.Option(help="Also save the learnt style model here.")] = None,
+    common: Common = None,
+) -> None:
+    """Repaint images in the colours and textures of a style image."""
+    from .hub import load
+    from .pipelines.stylize import style_model, stylize_image
+
+    rep = Reporter(common.quiet, common.json)
+    rt = setup_runtime(common)
+    t0 = time.time()
+    try:
+        if style.suffix == ".safetensors":
+            smodel, cached = load(str(style), "generate", rt.device), True
+        else:
+            base = load(common.model or "generate", "generate", rt.device)
+            simg = read_image(style, max_pixels=common.max_pixels)
+            rep.info(f"learning the style of {style} (cached after the first run)")
+            smodel, cached = style_model(base, simg, rt.device, common.seed, save_style, rep.step)
+    except ImgdiffError as e:
+        rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
+        finish(1)
+    rep.info(f"style model {'from cache' if cached else 'trained'} in {time.time() - t0:.1f} s")
+    steps = common.steps or 12
+
+    def process(img, rep):
+        out = stylize_image(img, smodel, rt, strength, steps, common.seed, rep.step)
+        meta = metadata("stylize", smodel, common, steps, strength=strength, style=str(style))
+        return out, meta, {"strength": strength, "steps": steps, "style_cached": cached}
+
+    finish(run_batch(inputs, common, "stylize", ".stylized", process, rep))
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    try:
+        if "x" in size.lower():
+            w, h = size.lower().split("x")
+            return int(w), int(h)
+        return int(size), int(size)
+    except ValueError:
+        fail_usage(f"--size {size}: expected N or WxH")
+        raise
+
+
+@app.command()
+@image_command
+def generate(
+    num: Annotated[int, typer.Option(min=1, help="How many images.")] = 1,
+    size: Annotated[str, typer.Option(help="N or WxH, multiples of 16; above 64 is sampled patch-wise.")] = "64",
+    tileable: Annotated[bool, typer.Option(help="Make the texture seamless when tiled.")] = False,
+    common: Common = None,
+) -> None:
+    """Generate natural textures from noise (numbered files into -o DIR, or -o FILE / -)."""
+    from .io import ImageData
+    from .pipelines.generate import generate_image
+
+    rep = Reporter(common.quiet, common.json)
+    if not common.output:
+        fail_usage("generate needs -o DIR, -o FILE or -o -")
+    width, height = parse_size(size)
+    if common.output == "-" and num > 1:
+        fail_usage("-o - takes a single image (--num 1)")
+    rt = setup_runtime(common)
+    model = load_model(common.model or "generate", "generate", rt, rep)
+    steps = common.steps or 24
+    out = Path(common.output)
+    if common.output == "-":
+        targets: list[Optional[Path]] = [None]
+    elif out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp") and not out.is_dir():
+        targets = [out] if num == 1 else [out.with_name(f"{out.stem}-{i + 1:04d}{out.suffix}") for i in range(num)]
+    else:
+        targets = [out / f"generated-{common.seed + i:04d}{common.suffix or ''}.png" for i in range(num)]
+    failed = 0
+    with rep.files(num, "generate"):
+        for i, target in enumerate(targets):
+            seed = common.seed + i
+            job = Job(None, None, f"generate#{i + 1} (seed {seed})", target)
+
+            def process(_img: ImageData, rep: Reporter, seed=seed):
+                img = generate_image(model, rt, width, height, steps, seed, tileable, rep.step)
+                meta = metadata("generate", model, common, steps, size=f"{width}x{height}", tileable=tileable)
+                meta["imgdiff"] = json.dumps({**json.loads(meta["imgdiff"]), "seed": seed}, sort_keys=True)
+                return img, meta, {"seed": seed, "size": f"{width}x{height}"}
+
+            failed += not run_job(job, common, "generate", process, rep, read=lambda: None)
+            rep.advance_file()
+    finish(1 if failed else 0)
+
+
+@models_app.command("list")
+def models_list(json_out: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False) -> None:
+    """The shipped checkpoints."""
+    from .checkpoint import read_config
+    from .hub import manifest, weights_dir
+
+    for name, entry in sorted(manifest().items()):
+        cfg = read_config(weights_dir() / entry["file"])
+        row = {
+            "name": name,
+            "task": cfg["task"],
+            "file": entry["file"],
+            "sha256": entry["sha256"],
+            "validation": cfg.get("validation", {}),
+        }
+        print(json.dumps(row) if json_out else f"{name:<12} {cfg['task']:<9} {entry['sha256'][:12]}  {entry['file']}")
+
+
+@models_app.command("info")
+def models_info(name: Annotated[str, typer.Argument(help="Shipped name or .safetensors path.")]) -> None:
+    """A checkpoint's full config (architecture, training, validation) as JSON."""
+    from .checkpoint import read_config
+    from .hub import resolve
+
+    try:
+        path, _ = resolve(name)
+        print(json.dumps(read_config(path), indent=2, sort_keys=True))
+    except ImgdiffError as e:
+        print(f"imgdiff: error: {e}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+@models_app.command("verify")
+def models_verify() -> None:
+    """Check every shipped checkpoint against the manifest's sha256."""
+    from .hub import verify_all
+
+    try:
+        rows = verify_all()
+    except ImgdiffError as e:
+        print(f"imgdiff: error: {e}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    bad = 0
+    for name, ok, msg in rows:
+        print(f"{name:<12} {'ok' if ok else 'FAILED'}" + ("" if ok else f"  {msg}"))
+        bad += not ok
+    raise typer.Exit(1 if bad else 0)
+
+
+@models_app.command("manifest")
+def models_manifest(
+    folder: Annotated[Optional[Path], typer.Argument(help="Weights folder (default: shipped).")] = None,
+) -> None:
+    """Rewrite manifest.json and MODEL_CARDS.md from the checkpoints in a folder (maintainers)."""
+    from .cards import write_manifest
+    from .hub import weights_dir
+
+    target = folder or weights_dir()
+    for name, entry in write_manifest(target).items():
+        print(f"{name:<12} {entry['sha256'][:12]}  {entry['file']}")
+
+
+def run() -> None:
+    app(prog_name="imgdiff")

@@ -1,0 +1,156 @@
+"""Finding and verifying checkpoints: shipped names, local paths, and `hf://org/repo/file`.
+
+Shipped weights are listed in `weights/manifest.json` with their sha256; a file that no longer
+matches is refused. Every checkpoint's own config must name the task it is loaded for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+import torch
+
+from .checkpoint import load_tensors, read_config
+from .errors import CheckpointError
+from .models import ARCHITECTURE, Denoiser, build_denoiser
+
+HF_PREFIX = "hf://"
+_HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def weights_dir() -> Path:
+    """`weights/` of a source checkout, or the copy installed inside the package."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "weights", here / "weights"):
+        if (cand / "manifest.json").is_file():
+            return cand
+    raise CheckpointError("shipped weights not found (weights/manifest.json is missing from this install)")
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict:
+    path = weights_dir() / "manifest.json"
+    try:
+        return json.loads(path.read_text())["models"]
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable manifest ({e})") from None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parse_hf(spec: str) -> tuple[str, str, str | None]:
+    """hf://org/repo[@revision]/path/file.safetensors -> (repo_id, filename, revision)."""
+    rest = spec[len(HF_PREFIX) :]
+    parts = rest.split("/")
+    if len(parts) < 3:
+        raise CheckpointError(f"{spec}: expected hf://org/repo/file.safetensors")
+    org, repo, *path = parts
+    revision = None
+    if "@" in repo:
+        repo, revision = repo.split("@", 1)
+    for p in (org, repo, *path):
+        if not _HF_PART.match(p) or p in (".", ".."):
+            raise CheckpointError(f"{spec}: invalid path component {p!r}")
+    filename = str(PurePosixPath(*path))
+    if not filename.endswith(".safetensors"):
+        raise CheckpointError(f"{spec}: only .safetensors checkpoints are loaded")
+    return f"{org}/{repo}", filename, revision
+
+
+def resolve(spec: str) -> tuple[Path, str | None]:
+    """A checkpoint file for spec, and the sha256 it must have (None when nothing vouches for it)."""
+    if spec.startswith(HF_PREFIX):
+        repo_id, filename, revision = parse_hf(spec)
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision)), None
+        except LocalEntryNotFoundError:
+            raise CheckpointError(
+                f"{spec}: not in the Hugging Face cache and the hub is unreachable (HF_HUB_OFFLINE or no network)"
+            ) from None
+        except (HfHubHTTPError, OSError, ValueError) as e:
+            raise CheckpointError(f"{spec}: download failed ({str(e).splitlines()[0]})") from None
+    models = manifest()
+    if spec in models:
+        entry = models[spec]
+        return weights_dir() / entry["file"], entry["sha256"]
+    path = Path(spec)
+    if path.suffix == ".safetensors" or path.exists():
+        if not path.is_file():
+            raise CheckpointError(f"{spec}: no such checkpoint file")
+        return path, None
+    raise CheckpointError(f"{spec}: unknown model (known: {', '.join(sorted(models))}; or give a .safetensors path)")
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    config: dict
+    denoiser: Denoiser
+    sha256: str
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+
+def load(spec: str, task: str, device: torch.device) -> LoadedModel:
+    """Resolve, verify, check the task, build and load: every failure is a CheckpointError."""
+    path, expected = resolve(spec)
+    digest = sha256_file(path)
+    if expected and digest != expected:
+        raise CheckpointError(
+            f"{path}: sha256 mismatch (file altered or corrupt); expected {expected[:12]}…, got {digest[:12]}…"
+        )
+    cfg = read_config(path)
+    if cfg.get("architecture") != ARCHITECTURE:
+        raise CheckpointError(f"{path}: architecture {cfg.get('architecture')!r} is not {ARCHITECTURE!r}")
+    if cfg.get("task") != task:
+        raise CheckpointError(f"{path}: a {cfg.get('task')!r} checkpoint cannot be used for {task!r}")
+    try:
+        model = build_denoiser(cfg)
+        tensors = load_tensors(path)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except CheckpointError:
+        raise
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: tensors do not fit the config ({str(e).splitlines()[0][:160]})") from None
+    model = model.to(device).eval().requires_grad_(False)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return LoadedModel(name=spec if spec in manifest_names() else path.name, config=cfg, denoiser=model, sha256=digest)
+
+
+def manifest_names() -> set[str]:
+    try:
+        return set(manifest())
+    except CheckpointError:
+        return set()
+
+
+def verify_all() -> list[tuple[str, bool, str]]:
+    """(name, ok, message) for every shipped checkpoint."""
+    rows = []
+    for name, entry in sorted(manifest().items()):
+        path = weights_dir() / entry["file"]
+        if not path.is_file():
+            rows.append((name, False, f"{path}: missing"))
+            continue
+        digest = sha256_file(path)
+        rows.append(
+            (name, digest == entry["sha256"], "ok" if digest == entry["sha256"] else f"{path}: sha256 mismatch")
+        )
+    return rows

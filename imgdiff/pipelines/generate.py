@@ -1,0 +1,49 @@
+"""Unconditional texture generation from pure noise (deterministic Heun sampler).
+
+Sizes above the training size are sampled patch-wise: the tiled denoiser cross-fades patches at
+every step, so the whole canvas stays one coherent sample. `tileable` switches the network to
+wrap-around padding and samples the canvas in one piece, so opposite edges match."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..device import Runtime
+from ..diffusion.samplers import sample_heun
+from ..diffusion.schedules import karras_sigmas
+from ..errors import ImgdiffError
+from ..hub import LoadedModel
+from ..io import ImageData
+from .common import Progress, TiledDenoiser, from_tensor, whole_image_noise
+
+
+def generate_image(
+    model: LoadedModel,
+    rt: Runtime,
+    width: int,
+    height: int,
+    steps: int = 24,
+    seed: int = 0,
+    tileable: bool = False,
+    progress: Progress = None,
+) -> ImageData:
+    m = model.denoiser.net.multiple
+    if width % m or height % m or width < m or height < m:
+        raise ImgdiffError(f"--size must be a positive multiple of {m} (got {width}x{height})")
+    shape = (1, 3, height, width)
+    x = whole_image_noise(shape, seed, rt.device)(-1) * model.config["sigma_max"]
+    sigmas = karras_sigmas(steps, model.config["sigma_min"], model.config["sigma_max"])
+    if tileable:
+        rt = type(rt)(rt.device, rt.dtype, tile=0, overlap=0)
+    else:
+        size = int(model.config.get("size", 64))
+        rt = type(rt)(rt.device, rt.dtype, tile=2 * size, overlap=size // 2)
+    den = TiledDenoiser(model, rt, None, progress)
+    den.total = (2 * steps - 1) * den.tiles(height, width)
+    model.denoiser.net.set_circular(tileable)
+    try:
+        out = sample_heun(den, x, sigmas)
+    finally:
+        model.denoiser.net.set_circular(False)
+    like = ImageData(pixels=np.zeros((height, width, 3), np.float32))
+    return from_tensor(out, like)

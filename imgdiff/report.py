@@ -1,0 +1,69 @@
+"""Everything the CLI says: results on stdout (JSON lines), the rest on stderr.
+
+Info lines and progress bars appear only on a terminal and without --quiet; warnings unless
+--quiet; errors always, one line each, naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False, json_lines: bool = False) -> None:
+        self.quiet = quiet
+        self.json = json_lines
+        self.console = Console(stderr=True, highlight=False)
+        self.interactive = sys.stderr.isatty() and not quiet
+        self.progress: Progress | None = None
+        self._files = self._steps = None
+
+    def info(self, msg: str) -> None:
+        if self.interactive:
+            self.console.print(escape(msg))
+
+    def warn(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"imgdiff: warning: {msg}", file=sys.stderr, flush=True)
+
+    def error(self, msg: str) -> None:
+        print(f"imgdiff: error: {msg}", file=sys.stderr, flush=True)
+
+    def result(self, record: dict) -> None:
+        if self.json:
+            sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+            sys.stdout.flush()
+
+    @contextlib.contextmanager
+    def files(self, total: int, what: str):
+        if not self.interactive:
+            yield
+            return
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        with self.progress:
+            self._files = self.progress.add_task(what, total=total)
+            self._steps = self.progress.add_task("model", total=1, visible=False)
+            yield
+        self.progress = None
+
+    def advance_file(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(self._files)
+
+    def step(self, done: int, total: int) -> None:
+        """Progress over tiles x steps inside one image."""
+        if self.progress is not None:
+            self.progress.update(self._steps, completed=done, total=max(total, done), visible=done < total)
