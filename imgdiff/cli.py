@@ -386,6 +386,7 @@ def stylize(
     style: Annotated[Path, typer.Option(help="Style image (or a style .safetensors saved with --save-style).")],
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="0 keeps the content, 1 replaces it.")] = 0.45,
     save_style: Annotated[Optional[Path], typer.Option(help="Also save the learnt style model here.")] = None,
+    style_steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps when learning a new style.")] = 300,
     common: Common = None,
 ) -> None:
     """Repaint images in the colours and textures of a style image."""
@@ -402,7 +403,9 @@ def stylize(
             base = load(common.model or "generate", "generate", rt.device)
             simg = read_image(style, max_pixels=common.max_pixels)
             rep.info(f"learning the style of {style} (cached after the first run)")
-            smodel, cached = style_model(base, simg, rt.device, common.seed, save_style, rep.step)
+            smodel, cached = style_model(
+                base, simg, rt.device, common.seed, style_steps, save_style, common.overwrite, rep.step
+            )
     except ImgdiffError as e:
         rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
         finish(1)
@@ -520,6 +523,123 @@ def models_verify() -> None:
         print(f"{name:<12} {'ok' if ok else 'FAILED'}" + ("" if ok else f"  {msg}"))
         bad += not ok
     raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Option(help="denoise, upscale-x2, upscale-x4 or generate.")],
+    data: Annotated[Path, typer.Option(help="Folder of training images (a held-out slice is kept for validation).")],
+    out: Annotated[Path, typer.Option(help="Best checkpoint (EMA, fp16) is written here.")],
+    run_dir: Annotated[Optional[Path], typer.Option(help="Resumable state and CSV log (default runs/TASK).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/state.safetensors.")] = False,
+    init: Annotated[Optional[Path], typer.Option(help="Start from these weights with a fresh optimiser.")] = None,
+    minutes: Annotated[
+        float, typer.Option(min=0.01, help="Wall-clock budget; the LR anneals over its last quarter.")
+    ] = 60.0,
+    max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps instead (0 = use --minutes).")] = 0,
+    batch: Annotated[int, typer.Option(min=1)] = 16,
+    crop: Annotated[int, typer.Option(min=16, help="Training crop size (generate uses its model size).")] = 96,
+    lr: Annotated[float, typer.Option(min=0.0)] = 4e-4,
+    val_every: Annotated[int, typer.Option(min=1, help="Validate and checkpoint every N steps.")] = 500,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")] = None,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (CUDA).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Train (or resume training) a checkpoint on a folder of clean images."""
+    from .device import resolve_device
+    from .tasks import TRAIN_TASKS
+    from .train.trainer import TrainOptions
+    from .train.trainer import train as run_training
+
+    if task not in TRAIN_TASKS:
+        fail_usage(f"--task {task}: expected one of {', '.join(TRAIN_TASKS)}")
+    if not data.is_dir():
+        fail_usage(f"--data {data}: not a folder")
+    try:
+        resolve_device(device)
+    except ImgdiffError as e:
+        fail_usage(str(e))
+    opts = TrainOptions(
+        task=task,
+        data=data,
+        out=out,
+        run_dir=run_dir or Path("runs") / task,
+        minutes=minutes,
+        max_steps=max_steps,
+        batch=batch,
+        crop=crop,
+        lr=lr,
+        val_every=val_every,
+        seed=seed,
+        device=device,
+        threads=threads or (os.cpu_count() or 1),
+        bf16=bf16,
+        resume=resume,
+        init=init,
+        quiet=quiet,
+    )
+    figures = run_training(opts)
+    print(json.dumps({"task": task, "out": str(out), "validation": figures}))
+
+
+@app.command("eval")
+def eval_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of clean reference images.")],
+    task: Annotated[str, typer.Option(help="denoise, upscale-x2 or upscale-x4.")] = "denoise",
+    sigma: Annotated[float, typer.Option(help="Noise level for denoise (0..255 scale).")] = 25.0,
+    steps: Annotated[int, typer.Option(min=1, help="Sampling steps.")] = 1,
+    limit: Annotated[int, typer.Option(min=0, help="Use only the first N images (0 = all).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic noise and the sampler.")] = 0,
+    model: Annotated[Optional[str], typer.Option(help="Checkpoint (default: the shipped one for the task).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    tile: Annotated[Optional[int], typer.Option(min=0, help="Tile size (default from free memory).")] = None,
+    grid: Annotated[Optional[Path], typer.Option(help="Write an input | output | reference picture here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """PSNR/SSIM of imgdiff against baselines on clean images degraded with a fixed seed."""
+    from .eval.evaluate import evaluate_denoise, evaluate_upscale
+
+    if task not in ("denoise", "upscale-x2", "upscale-x4"):
+        fail_usage(f"--task {task}: expected denoise, upscale-x2 or upscale-x4")
+    if not folder.is_dir():
+        fail_usage(f"{folder}: not a folder")
+    common = Common(
+        None,
+        None,
+        False,
+        False,
+        False,
+        steps,
+        seed,
+        device,
+        "auto",
+        tile,
+        32,
+        model,
+        json_out,
+        False,
+        None,
+        DEFAULT_MAX_PIXELS,
+    )
+    rt = setup_runtime(common)
+    rep = Reporter(False, json_out)
+    if task == "denoise":
+        m = load_model(model or "denoise", "denoise", rt, rep)
+        res = evaluate_denoise(folder, m, rt, sigma, steps, limit, seed, grid)
+        title = f"denoise sigma={sigma:g} on {folder} (RGB PSNR, dB)"
+    else:
+        m = load_model(model or task, "upscale", rt, rep)
+        res = evaluate_upscale(folder, m, rt, steps, limit, seed, grid)
+        title = f"{task} on {folder} (Y PSNR, border {task[-1]} px shaved)"
+    if json_out:
+        print(json.dumps({"task": task, "folder": str(folder), "sigma": sigma, "steps": steps, "results": res}))
+        return
+    print(title)
+    print(f"{'method':<10} {'PSNR':>8} {'SSIM':>8} {'s/MP':>8} {'images':>7}")
+    for name, r in res.items():
+        print(f"{name:<10} {r['psnr']:>8.2f} {r['ssim']:>8.4f} {r['s_per_mp']:>8.2f} {r['images']:>7}")
 
 
 @models_app.command("manifest")

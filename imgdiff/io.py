@@ -100,7 +100,13 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            bomb_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # our own check below names the size and the option
+            try:
+                im = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = bomb_limit
+            sixteen = im.mode in ("RGB", "RGBA") and _is_16bit(im)  # before getexif(), which may load
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageError(
@@ -117,7 +123,7 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
                 notes.append(f"{label}: ignoring invalid EXIF orientation {orientation!r}")
                 orientation = 1
             icc = im.info.get("icc_profile")
-            if im.mode in ("RGB", "RGBA") and _is_16bit(im):
+            if sixteen:
                 arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
                 if arr is None or arr.dtype != np.uint16:
                     raise ImageError(f"{label}: cannot decode 16-bit image")

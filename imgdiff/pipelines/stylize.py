@@ -20,13 +20,14 @@ from ..checkpoint import save_checkpoint
 from ..device import Runtime
 from ..diffusion.samplers import sample_ancestral
 from ..diffusion.schedules import karras_sigmas, sigma_from_strength
+from ..errors import ImgdiffError
 from ..hub import LoadedModel, load
-from ..io import ImageData
+from ..io import ImageData, write_atomic
 from ..train.data import ImageBank
 from ..train.objectives import loss_fn, make_batch
 from .common import Progress, TiledDenoiser, from_tensor, to_tensor, whole_image_noise
 
-RECIPE = {"steps": 300, "batch": 8, "lr": 2e-4, "zoom": [0.25, 1.0]}
+RECIPE = {"steps": 300, "batch": 8, "lr": 2e-4, "zoom": [0.25, 1.0]}  # steps: --style-steps
 STRENGTH_SIGMAS = (0.02, 80.0)  # strength 0 -> 0.02 (nearly untouched), 1 -> pure noise
 
 
@@ -37,17 +38,17 @@ def cache_dir() -> Path:
     return Path(base) / "styles"
 
 
-def style_key(style: ImageData, base: LoadedModel) -> str:
+def style_key(style: ImageData, base: LoadedModel, recipe: dict) -> str:
     h = hashlib.sha256()
     h.update(np.round(style.pixels * 255).astype(np.uint8).tobytes())
     h.update(str(style.pixels.shape).encode())
     h.update(base.sha256.encode())
-    h.update(json.dumps(RECIPE, sort_keys=True).encode())
+    h.update(json.dumps(recipe, sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
 def finetune_style(
-    base: LoadedModel, style: ImageData, seed: int = 0, progress: Callable[[int, int], None] | None = None
+    base: LoadedModel, style: ImageData, recipe: dict, seed: int = 0, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, torch.Tensor]:
     """A few hundred AdamW steps of the generic objective on crops of the style image (CPU-sized)."""
     model = base.denoiser
@@ -66,10 +67,10 @@ def finetune_style(
     trained = type(model)(type(model.net)(model.net.cfg), model.sigma_data).to(dev)
     trained.load_state_dict(model.state_dict())
     trained.train().requires_grad_(True)
-    opt = torch.optim.AdamW(trained.parameters(), lr=RECIPE["lr"], weight_decay=0.0)
-    n = RECIPE["steps"]
+    opt = torch.optim.AdamW(trained.parameters(), lr=recipe["lr"], weight_decay=0.0)
+    n = recipe["steps"]
     for i in range(n):
-        clean = bank.sample(RECIPE["batch"], size, gen, tuple(RECIPE["zoom"]))
+        clean = bank.sample(recipe["batch"], size, gen, tuple(recipe["zoom"]))
         loss = loss_fn(cfg, trained, make_batch(cfg, clean, ngen))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -84,21 +85,28 @@ def style_model(
     style: ImageData,
     device: torch.device,
     seed: int = 0,
+    steps: int = RECIPE["steps"],
     save_to: Path | None = None,
+    overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[LoadedModel, bool]:
     """The style's model, from the cache when possible. Returns (model, came_from_cache)."""
-    key = style_key(style, base)
+    recipe = {**RECIPE, "steps": steps, "seed": seed}
+    key = style_key(style, base, recipe)
     path = cache_dir() / f"{key}.safetensors"
     cached = path.is_file()
     if not cached:
-        tensors = finetune_style(base, style, seed, progress)
+        tensors = finetune_style(base, style, recipe, seed, progress)
         cfg = {k: v for k, v in base.config.items() if k not in ("training", "validation", "format")}
-        cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": RECIPE}
+        cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": recipe}
         save_checkpoint(path, tensors, cfg)
     if save_to is not None:
-        save_to.parent.mkdir(parents=True, exist_ok=True)
-        save_to.write_bytes(path.read_bytes())
+        try:
+            write_atomic(save_to, path.read_bytes(), overwrite=overwrite)
+        except FileExistsError:
+            raise ImgdiffError(f"{save_to} already exists (use --overwrite)") from None
+        except OSError as e:
+            raise ImgdiffError(f"cannot write {save_to}: {e.strerror or e}") from None
     return load(str(path), "generate", device), cached
 
 

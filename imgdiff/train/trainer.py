@@ -133,7 +133,9 @@ def train(opts: TrainOptions) -> dict:
         state = {"tensors": load_tensors(_state_path(opts)), "meta": json.loads(meta["trainer"])}
     elif opts.init:
         cfg = read_config(opts.init)
-        cfg["task"] = default_config(opts.task)["task"] if opts.task != "stylize" else "generate"
+        if cfg["task"] != default_config(opts.task)["task"]:
+            raise SystemExit(f"{opts.init}: a {cfg['task']!r} checkpoint cannot initialise {opts.task!r}")
+        cfg = {k: v for k, v in cfg.items() if k not in ("format", "validation")}
     else:
         cfg = default_config(opts.task)
     model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)

@@ -1,0 +1,189 @@
+"""The CLI contract, end to end with the shipped checkpoints on small real images."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from imgdiff.io import png_metadata
+from tests.conftest import EXAMPLES, cli, subprocess_cli
+
+
+def psnr(a, b):
+    return 10 * np.log10(255**2 / np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2))
+
+
+def test_version_and_help(runner):
+    r = cli(runner, "--version")
+    assert r.exit_code == 0 and r.stdout.startswith("imgdiff ")
+    assert cli(runner, "denoise", "--help").exit_code == 0
+
+
+def test_denoise_next_to_input_with_metadata(runner, noisy_png, photo):
+    r = cli(runner, "denoise", str(noisy_png), "--sigma", "20")
+    assert r.exit_code == 0, r.stderr
+    out = noisy_png.with_name("noisy.denoised.png")
+    assert out.exists() and r.stdout == ""
+    assert psnr(Image.open(out), photo) > psnr(Image.open(noisy_png), photo) + 3
+    meta = json.loads(png_metadata(out)["imgdiff"])
+    assert meta["task"] == "denoise" and meta["sigma"] == 20 and meta["steps"] == 1 and len(meta["model_sha256"]) == 64
+
+
+def test_auto_sigma_and_json_lines(runner, noisy_png):
+    r = cli(runner, "denoise", str(noisy_png), "-o", str(noisy_png.with_name("o.png")), "--json")
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["status"] == "ok" and 10 < rec["sigma"] < 30
+
+
+def test_no_clobber_overwrite_and_skip(runner, noisy_png):
+    out = noisy_png.with_name("out.png")
+    out.write_bytes(b"precious")
+    r = cli(runner, "denoise", str(noisy_png), "-o", str(out), "--sigma", "20")
+    assert r.exit_code == 1 and "already exists" in r.stderr and out.read_bytes() == b"precious"
+    assert cli(runner, "denoise", str(noisy_png), "-o", str(out), "--skip-existing").exit_code == 0
+    assert out.read_bytes() == b"precious"
+    assert cli(runner, "denoise", str(noisy_png), "-o", str(out), "--overwrite", "--sigma", "20").exit_code == 0
+    assert Image.open(out).size == (64, 48)
+
+
+def test_never_writes_onto_the_input(runner, noisy_png):
+    before = noisy_png.read_bytes()
+    r = cli(runner, "denoise", str(noisy_png), "-o", str(noisy_png), "--overwrite")
+    assert r.exit_code == 1 and noisy_png.read_bytes() == before
+
+
+def test_folder_batch_keeps_relative_paths_and_survives_bad_files(runner, tmp_path, noisy_png):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(noisy_png, src / "a.png")
+    shutil.copy(noisy_png, src / "sub" / "b.jpg")
+    (src / "empty.png").write_bytes(b"")
+    (src / "notes.png").write_text("not an image")
+    data = noisy_png.read_bytes()
+    (src / "cut.png").write_bytes(data[: len(data) // 3])
+    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "out"), "--recursive", "--sigma", "20", "--json")
+    assert r.exit_code == 1
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sorted(x["status"] for x in recs) == ["error", "error", "error", "ok", "ok"]
+    assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "sub" / "b.jpg").exists()
+    errs = r.stderr.strip().splitlines()
+    for name in ("empty.png", "notes.png", "cut.png"):
+        assert sum(name in line for line in errs) == 1
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == ["a.png", "b.jpg"]
+
+
+def test_suffix_and_glob(runner, tmp_path, noisy_png):
+    for n in ("x1.png", "x2.png"):
+        shutil.copy(noisy_png, tmp_path / n)
+    r = cli(
+        runner, "denoise", str(tmp_path / "x*.png"), "-o", str(tmp_path / "o"), "--suffix", "_clean", "--sigma", "20"
+    )
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x1_clean.png", "x2_clean.png"]
+
+
+def test_missing_input_and_usage_errors(runner, tmp_path):
+    r = cli(runner, "denoise", str(tmp_path / "nope.png"))
+    assert r.exit_code == 1 and "nope.png" in r.stderr
+    assert cli(runner, "denoise", "--sigma", "abc", str(tmp_path)).exit_code == 2
+    assert cli(runner, "upscale", "--scale", "3", "x.png").exit_code == 2
+    r = cli(runner, "denoise", "x.png", "--device", "cuda:7")
+    assert r.exit_code == 2 and "cuda" in r.stderr.lower()
+
+
+def test_pipe_stdin_to_stdout(noisy_png):
+    r = subprocess_cli("denoise", "-", "-o", "-", "--sigma", "20", input=noisy_png.read_bytes())
+    assert r.returncode == 0, r.stderr
+    im = Image.open(io.BytesIO(r.stdout))
+    assert im.format == "PNG" and im.size == (64, 48)
+
+
+def test_upscale_sizes_and_alpha(runner, tmp_path, photo):
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 200, np.uint8)])
+    p = tmp_path / "small.png"
+    Image.fromarray(rgba, "RGBA").save(p)
+    for scale in (2, 4):
+        r = cli(runner, "upscale", str(p), "--scale", str(scale))
+        assert r.exit_code == 0, r.stderr
+        out = Image.open(tmp_path / f"small.x{scale}.png")
+        assert out.size == (64 * scale, 48 * scale) and out.mode == "RGBA"
+        assert abs(int(np.asarray(out)[..., 3].mean()) - 200) <= 1
+
+
+def test_upscale_beats_bicubic_on_the_example(runner, tmp_path):
+    r = cli(runner, "upscale", str(EXAMPLES / "small.png"), "-o", str(tmp_path / "up.png"))
+    assert r.exit_code == 0, r.stderr
+    clean = Image.open(EXAMPLES / "clean.png")
+    bic = Image.open(EXAMPLES / "small.png").resize(clean.size, Image.BICUBIC)
+    assert psnr(Image.open(tmp_path / "up.png"), clean) > psnr(bic, clean) + 0.3
+
+
+def test_generate_is_seeded_numbered_and_tileable(runner, tmp_path):
+    r = cli(runner, "generate", "--num", "2", "-o", str(tmp_path / "g"), "--steps", "6", "--seed", "5")
+    assert r.exit_code == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "g").iterdir())
+    assert names == ["generated-0005.png", "generated-0006.png"]
+    a = np.asarray(Image.open(tmp_path / "g" / names[0]))
+    r = cli(runner, "generate", "-o", str(tmp_path / "again.png"), "--steps", "6", "--seed", "5")
+    assert r.exit_code == 0 and np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), a)
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "g" / names[1])), a)
+    r = cli(runner, "generate", "-o", str(tmp_path / "t.png"), "--size", "96x64", "--tileable", "--steps", "6")
+    assert r.exit_code == 0, r.stderr
+    t = np.asarray(Image.open(tmp_path / "t.png")).astype(float)
+    assert t.shape == (64, 96, 3)
+    # wrap-around seam is no rougher than the image's own neighbouring columns
+    inner = np.abs(np.diff(t, axis=1)).mean()
+    assert np.abs(t[:, 0] - t[:, -1]).mean() < 2.5 * inner
+    assert cli(runner, "generate", "-o", str(tmp_path / "bad.png"), "--size", "50").exit_code == 1
+
+
+def test_stylize_learns_then_uses_the_cache(runner, tmp_path, noisy_png):
+    style = EXAMPLES / "style.png"
+    args = ["stylize", str(noisy_png), "--style", str(style), "--style-steps", "3", "--steps", "3", "--json"]
+    r1 = cli(runner, *args, "-o", str(tmp_path / "s1.png"), "--save-style", str(tmp_path / "style.safetensors"))
+    assert r1.exit_code == 0, r1.stderr
+    assert json.loads(r1.stdout)["style_cached"] is False
+    r2 = cli(runner, *args, "-o", str(tmp_path / "s2.png"))
+    assert json.loads(r2.stdout)["style_cached"] is True
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "s1.png")), np.asarray(Image.open(tmp_path / "s2.png")))
+    r3 = cli(
+        runner,
+        "stylize",
+        str(noisy_png),
+        "--style",
+        str(tmp_path / "style.safetensors"),
+        "--steps",
+        "3",
+        "-o",
+        str(tmp_path / "s3.png"),
+    )
+    assert r3.exit_code == 0 and np.array_equal(
+        np.asarray(Image.open(tmp_path / "s3.png")), np.asarray(Image.open(tmp_path / "s1.png"))
+    )
+
+
+def test_multi_step_denoise_is_a_different_but_faithful_sample(runner, noisy_png, photo, tmp_path):
+    outs = {}
+    for steps in (1, 4):
+        o = tmp_path / f"s{steps}.png"
+        assert (
+            cli(runner, "denoise", str(noisy_png), "-o", str(o), "--sigma", "20", "--steps", str(steps)).exit_code == 0
+        )
+        outs[steps] = np.asarray(Image.open(o))
+    assert not np.array_equal(outs[1], outs[4])
+    assert psnr(outs[4], photo) > psnr(Image.open(noisy_png), photo)
+
+
+def test_models_commands(runner):
+    r = cli(runner, "models", "list")
+    assert r.exit_code == 0 and "upscale-x4" in r.stdout
+    r = cli(runner, "models", "info", "denoise")
+    assert json.loads(r.stdout)["task"] == "denoise"
+    assert cli(runner, "models", "verify").exit_code == 0
+    assert cli(runner, "models", "info", "nonexistent").exit_code == 1
