@@ -157,16 +157,12 @@ def fail_usage(msg: str) -> None:
 
 
 def setup_runtime(common: Common):
-    from .device import Runtime, default_tile, resolve_device, resolve_precision, set_threads
+    from .device import make_runtime
 
-    set_threads(common.threads)
     try:
-        dev = resolve_device(common.device)
-        dtype = resolve_precision(common.precision, dev)
+        return make_runtime(common.device, common.precision, common.tile, common.tile_overlap, common.threads)
     except ImgdiffError as e:
         fail_usage(str(e))
-    tile = default_tile(dev) if common.tile is None else common.tile
-    return Runtime(dev, dtype, tile, common.tile_overlap)
 
 
 def load_model(spec: str, task: str, rt, rep: Reporter):
@@ -579,6 +575,7 @@ def train(
         resume=resume,
         init=init,
         quiet=quiet,
+        command=" ".join(["imgdiff", *sys.argv[1:]]),
     )
     figures = run_training(opts)
     print(json.dumps({"task": task, "out": str(out), "validation": figures}))

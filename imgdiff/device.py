@@ -87,6 +87,20 @@ def default_tile(device: torch.device, bytes_per_pixel: int = 600) -> int:
     return tile
 
 
+def make_runtime(
+    device: str = "auto",
+    precision: str = "auto",
+    tile: int | None = None,
+    overlap: int = 32,
+    threads: int | None = None,
+) -> Runtime:
+    """The one place CLI and Python API turn user choices into a Runtime (ImgdiffError if impossible)."""
+    set_threads(threads)
+    dev = resolve_device(device)
+    dtype = resolve_precision(precision, dev)
+    return Runtime(dev, dtype, default_tile(dev) if tile is None else tile, overlap)
+
+
 def guarded(fn, rt: Runtime, multiple: int):
     """Wrap a tile function with the OOM and non-finite fallbacks."""
     from .tiling import run_tiled

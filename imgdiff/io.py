@@ -166,6 +166,26 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
     )
 
 
+def from_pil(im: Image.Image) -> ImageData:
+    """An in-memory Pillow image (Python API); orientation is the caller's business."""
+    arr, depth = _pil_to_float(im)
+    rgb, alpha = _split_alpha(arr)
+    icc = im.info.get("icc_profile")
+    return ImageData(
+        pixels=np.ascontiguousarray(rgb),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha),
+        bit_depth=depth,
+        icc=icc if isinstance(icc, bytes) else None,
+    )
+
+
+def to_pil(img: ImageData) -> Image.Image:
+    """8-bit (or 16-bit grey) Pillow image of the result."""
+    out = Image.open(io.BytesIO(encode_image(img, "PNG")))
+    out.load()
+    return out
+
+
 def _exif_bytes(exif: Image.Exif) -> bytes | None:
     if not exif:
         return None

@@ -49,6 +49,7 @@ class TrainOptions:
     resume: bool = False
     init: Path | None = None  # start from these weights (fine-tuning), fresh optimiser
     quiet: bool = False
+    command: str = ""  # how this run was launched, recorded in the checkpoint
 
 
 def log(opts: TrainOptions, msg: str) -> None:
@@ -184,7 +185,7 @@ def train(opts: TrainOptions) -> dict:
     if new_log:
         writer.writerow(["step", "minutes", "lr", "loss", "val"])
 
-    command = " ".join(["imgdiff"] + sys.argv[1:]) if sys.argv[0].endswith("imgdiff") else " ".join(sys.argv)
+    command = opts.command or " ".join(sys.argv)
     t0 = time.time()
     last_val = t0
     running = 0.0
@@ -305,6 +306,7 @@ def train_main(argv: list[str] | None = None) -> None:
     kw = {k: v for k, v in vars(a).items() if v is not None}
     kw["run_dir"] = kw.get("run_dir") or Path("runs") / a.task
     kw["threads"] = kw.get("threads") or min(2, os.cpu_count() or 1)
+    kw["command"] = " ".join(["python -m imgdiff.train.trainer", *(argv if argv is not None else sys.argv[1:])])
     train(TrainOptions(**kw))
 
 

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of imgdiff against classical and learned peers (`benchmarks/run.py`)."""

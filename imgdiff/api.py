@@ -1,0 +1,91 @@
+"""The Python API: the CLI's pipelines on Pillow images.
+
+from imgdiff import denoise
+clean = denoise(pil_image, sigma=15)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from PIL import Image
+
+from .device import Runtime, make_runtime
+from .hub import LoadedModel, load
+from .io import ImageData, from_pil, to_pil
+
+
+@lru_cache(maxsize=8)
+def _model(spec: str, task: str, device: str) -> LoadedModel:
+    import torch
+
+    return load(spec, task, torch.device(device))
+
+
+def _setup(spec: str, task: str, device: str, tile: int | None) -> tuple[LoadedModel, Runtime]:
+    rt = make_runtime(device, "auto", tile)
+    return _model(spec, task, str(rt.device)), rt
+
+
+def denoise(
+    image: Image.Image,
+    sigma: float | None = None,
+    steps: int = 1,
+    seed: int = 0,
+    model: str = "denoise",
+    device: str = "auto",
+    tile: int | None = None,
+) -> Image.Image:
+    """Denoise; sigma on the 0..255 scale, None to estimate it."""
+    from .pipelines.denoise import denoise_image, resolve_sigma
+
+    m, rt = _setup(model, "denoise", device, tile)
+    img = from_pil(image)
+    return to_pil(denoise_image(img, m, rt, resolve_sigma(img, sigma, m), steps, seed))
+
+
+def upscale(
+    image: Image.Image,
+    scale: int = 4,
+    steps: int = 1,
+    seed: int = 0,
+    model: str | None = None,
+    device: str = "auto",
+    tile: int | None = None,
+) -> Image.Image:
+    from .pipelines.upscale import upscale_image
+
+    m, rt = _setup(model or f"upscale-x{scale}", "upscale", device, tile)
+    return to_pil(upscale_image(from_pil(image), m, rt, steps, seed))
+
+
+def stylize(
+    image: Image.Image,
+    style: Image.Image,
+    strength: float = 0.45,
+    steps: int = 12,
+    seed: int = 0,
+    style_steps: int = 300,
+    device: str = "auto",
+    tile: int | None = None,
+) -> Image.Image:
+    """Learns (or fetches from the cache) the style's model, then repaints the image with it."""
+    from .pipelines.stylize import style_model, stylize_image
+
+    base, rt = _setup("generate", "generate", device, tile)
+    smodel, _ = style_model(base, from_pil(style), rt.device, seed, style_steps)
+    return to_pil(stylize_image(from_pil(image), smodel, rt, strength, steps, seed))
+
+
+def generate(
+    size: int | tuple[int, int] = 64, seed: int = 0, steps: int = 24, tileable: bool = False, device: str = "auto"
+) -> Image.Image:
+    """A texture of size (width, height); multiples of 16."""
+    from .pipelines.generate import generate_image
+
+    w, h = (size, size) if isinstance(size, int) else size
+    m, rt = _setup("generate", "generate", device, None)
+    return to_pil(generate_image(m, rt, w, h, steps, seed, tileable))
+
+
+__all__ = ["ImageData", "denoise", "generate", "stylize", "upscale"]
