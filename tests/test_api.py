@@ -1,0 +1,31 @@
+"""The Python API returns Pillow images and matches the CLI's pipelines."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import imgdiff
+
+
+def test_api_roundtrip(photo):
+    noisy = Image.fromarray(
+        np.clip(photo + np.random.default_rng(0).normal(0, 20, photo.shape), 0, 255).astype(np.uint8)
+    )
+    clean = imgdiff.denoise(noisy, sigma=20)
+    assert isinstance(clean, Image.Image) and clean.size == noisy.size
+    err = lambda im: np.mean((np.asarray(im, float) - photo) ** 2)  # noqa: E731
+    assert err(clean) < err(noisy) / 2
+    assert imgdiff.upscale(Image.fromarray(photo), scale=2).size == (128, 96)
+    tex = imgdiff.generate(size=(32, 48), steps=4, seed=1)
+    assert tex.size == (32, 48)
+    assert np.array_equal(np.asarray(tex), np.asarray(imgdiff.generate(size=(32, 48), steps=4, seed=1)))
+
+
+def test_version_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, imgdiff; print(imgdiff.__version__, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [imgdiff.__version__, "False"]
