@@ -118,7 +118,9 @@ def test_hf_spec_parsing():
 
 def test_no_pickle_files_in_repo():
     root = hub.weights_dir().parent
-    bad = [p for ext in ("*.pt", "*.pth", "*.pkl", "*.ckpt", "*.bin") for p in root.rglob(ext) if ".git" not in p.parts]
+    folders = [root / d for d in ("weights", "imgdiff", "tests", "docs", "runs", "benchmarks", "scripts")]
+    exts = ("*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt", "*.bin", "*.npy", "*.npz")
+    bad = [p for d in folders if d.is_dir() for ext in exts for p in d.rglob(ext)]
     assert not bad
 
 
