@@ -53,10 +53,10 @@ def upscale(
     device: str = "auto",
     tile: int | None = None,
 ) -> Image.Image:
-    from .pipelines.upscale import upscale_image
+    from .pipelines.restore import restore_image
 
-    m, rt = _setup(model or f"upscale-x{scale}", "upscale", device, tile)
-    return to_pil(upscale_image(from_pil(image), m, rt, steps, seed))
+    m, rt = _setup(model or f"upscale-x{scale}", "restore", device, tile)
+    return to_pil(restore_image(from_pil(image), m, rt, steps, seed))
 
 
 def stylize(

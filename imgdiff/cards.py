@@ -16,6 +16,9 @@ DESCRIPTIONS = {
     "denoise": "Colour AWGN denoiser D(x, sigma) for sigma 0..75 (0..255 scale); also the denoising posterior sampler.",
     "upscale-x2": "x2 super-resolution: diffuses the residual over bicubic, conditioned on bicubic(LR).",
     "upscale-x4": "x4 super-resolution: diffuses the residual over bicubic, conditioned on bicubic(LR).",
+    "denoise-real": "Blind real-photo denoiser (camera noise, JPEG): diffuses the residual over the photo, "
+    "conditioned on it.",
+    "upscale-x4-real": "x4 super-resolution of real photos (blur, camera noise, JPEG), residual over bicubic.",
     "generate": "Unconditional 64x64 natural-texture model (EDM, sigma 0.002..80); base of stylize.",
 }
 

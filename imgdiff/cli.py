@@ -273,6 +273,8 @@ def run_job(
         _silence_stdout()
         return failed(f"{job.label}: stdout was closed before the image was written")
     except OSError as e:
+        if out is None:
+            _silence_stdout()  # or the interpreter's final flush fails again, with a traceback
         target = "stdout" if out is None else out
         return failed(f"{job.label}: cannot write {target}: {e.strerror or e}")
     except MemoryError:
@@ -316,25 +318,53 @@ InputsArg = Annotated[
 ]
 
 
+def load_restore(spec: Optional[str], scale: int, degradation: str, rt, rep: Reporter):
+    """A conditional restore checkpoint, checked to be for this scale and kind of input."""
+    from .tasks import restore_model_name
+
+    model = load_model(spec or restore_model_name(scale, degradation), "restore", rt, rep)
+    got = (int(model.config.get("scale", 0)), model.config.get("degradation", "bicubic"))
+    if got != (scale, degradation):
+        rep.error(f"{model.name}: a model for x{got[0]} {got[1]} inputs cannot do x{scale} {degradation}")
+        finish(1)
+    return model
+
+
 @app.command()
 @image_command
 def denoise(
     inputs: InputsArg,
     sigma: Annotated[str, typer.Option(help="Noise level on the 0..255 scale, or auto to estimate it.")] = "auto",
+    mode: Annotated[str, typer.Option(help="gaussian (sigma-conditioned) or real (blind: camera noise, JPEG).")] = (
+        "gaussian"
+    ),
     common: Common = None,
 ) -> None:
-    """Remove Gaussian-like noise."""
+    """Remove noise: Gaussian-like with a known or estimated sigma, or real camera noise (--mode real)."""
     from .pipelines.denoise import denoise_image, resolve_sigma
+    from .pipelines.restore import restore_image
 
     rep = Reporter(common.quiet, common.json)
+    if mode not in ("gaussian", "real"):
+        fail_usage(f"--mode {mode}: expected gaussian or real")
     if sigma != "auto":
+        if mode == "real":
+            fail_usage("--sigma applies to --mode gaussian; --mode real is blind")
         try:
             fixed = float(sigma)
         except ValueError:
             fail_usage(f"--sigma {sigma}: expected a number or auto")
     rt = setup_runtime(common)
-    model = load_model(common.model or "denoise", "denoise", rt, rep)
     steps = common.steps or 1
+    if mode == "real":
+        model = load_restore(common.model, 1, "real", rt, rep)
+
+        def process(img, rep):
+            out = restore_image(img, model, rt, steps, common.seed, rep.step)
+            return out, metadata("denoise", model, common, steps, mode="real"), {"mode": "real", "steps": steps}
+
+        finish(run_batch(inputs, common, "denoise", ".denoised", process, rep))
+    model = load_model(common.model or "denoise", "denoise", rt, rep)
 
     def process(img, rep):
         s = resolve_sigma(img, None if sigma == "auto" else fixed, model)
@@ -342,7 +372,10 @@ def denoise(
         return (
             out,
             metadata("denoise", model, common, steps, sigma=round(s, 3), sigma_mode=sigma),
-            {"sigma": round(s, 2), "steps": steps},
+            {
+                "sigma": round(s, 2),
+                "steps": steps,
+            },
         )
 
     finish(run_batch(inputs, common, "denoise", ".denoised", process, rep))
@@ -353,24 +386,26 @@ def denoise(
 def upscale(
     inputs: InputsArg,
     scale: Annotated[int, typer.Option(help="Magnification: 2 or 4.")] = 4,
+    mode: Annotated[str, typer.Option(help="bicubic (clean downscaled inputs) or real (blur, noise, JPEG).")] = (
+        "bicubic"
+    ),
     common: Common = None,
 ) -> None:
     """Enlarge images 2x or 4x."""
-    from .pipelines.upscale import upscale_image
+    from .pipelines.restore import restore_image
 
     if scale not in (2, 4):
         fail_usage(f"--scale {scale}: expected 2 or 4")
+    if mode not in ("bicubic", "real"):
+        fail_usage(f"--mode {mode}: expected bicubic or real")
     rep = Reporter(common.quiet, common.json)
     rt = setup_runtime(common)
-    model = load_model(common.model or f"upscale-x{scale}", "upscale", rt, rep)
-    if int(model.config.get("scale", 0)) != scale:
-        rep.error(f"{model.name}: an x{model.config.get('scale')} model cannot upscale x{scale}")
-        finish(1)
+    model = load_restore(common.model, scale, mode, rt, rep)
     steps = common.steps or 1
 
     def process(img, rep):
-        out = upscale_image(img, model, rt, steps, common.seed, rep.step)
-        return out, metadata("upscale", model, common, steps, scale=scale), {"scale": scale, "steps": steps}
+        out = restore_image(img, model, rt, steps, common.seed, rep.step)
+        return out, metadata("upscale", model, common, steps, scale=scale, mode=mode), {"scale": scale, "steps": steps}
 
     finish(run_batch(inputs, common, "upscale", f".x{scale}", process, rep))
 
@@ -627,7 +662,7 @@ def eval_cmd(
         res = evaluate_denoise(folder, m, rt, sigma, steps, limit, seed, grid)
         title = f"denoise sigma={sigma:g} on {folder} (RGB PSNR, dB)"
     else:
-        m = load_model(model or task, "upscale", rt, rep)
+        m = load_restore(model, int(task[-1]), "bicubic", rt, rep)
         res = evaluate_upscale(folder, m, rt, steps, limit, seed, grid)
         title = f"{task} on {folder} (Y PSNR, border {task[-1]} px shaved)"
     if json_out:

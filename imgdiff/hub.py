@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from .checkpoint import load_tensors, read_config
+from .checkpoint import load_tensors, read_config, read_header
 from .errors import CheckpointError
 from .models import ARCHITECTURE, Denoiser, build_denoiser
 
@@ -120,10 +120,10 @@ def load(spec: str, task: str, device: torch.device) -> LoadedModel:
         raise CheckpointError(f"{path}: architecture {cfg.get('architecture')!r} is not {ARCHITECTURE!r}")
     if cfg.get("task") != task:
         raise CheckpointError(f"{path}: a {cfg.get('task')!r} checkpoint cannot be used for {task!r}")
+    check_tensors(path, cfg)
     try:
         model = build_denoiser(cfg)
-        tensors = load_tensors(path)
-        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in load_tensors(path).items()}, strict=True)
     except CheckpointError:
         raise
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
@@ -132,6 +132,30 @@ def load(spec: str, task: str, device: torch.device) -> LoadedModel:
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     return LoadedModel(name=spec if spec in manifest_names() else path.name, config=cfg, denoiser=model, sha256=digest)
+
+
+WEIGHT_DTYPES = {"F16", "BF16", "F32"}
+
+
+def check_tensors(path: Path, cfg: dict) -> None:
+    """Compare the header's names, shapes and dtypes with the network the config describes, built on
+    the meta device: a config asking for a giant network costs nothing, and nothing is loaded yet."""
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_denoiser(cfg).state_dict().items()}
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: invalid network config ({str(e).splitlines()[0][:120]})") from None
+    header = {k: v for k, v in read_header(path).items() if k != "__metadata__"}
+    missing, extra = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{path}: tensors do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, info in header.items():
+        if info["dtype"] not in WEIGHT_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} has dtype {info['dtype']}, not a float type")
+        if tuple(info["shape"]) != expected[name]:
+            raise CheckpointError(
+                f"{path}: tensor {name!r} has shape {info['shape']}, the config needs {list(expected[name])}"
+            )
 
 
 def manifest_names() -> set[str]:

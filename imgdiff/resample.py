@@ -13,5 +13,7 @@ def downscale(x: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 def upscale_bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Plain bicubic upsampling: the condition the SR network refines."""
+    """Plain bicubic upsampling: the condition the SR network refines (identity at scale 1)."""
+    if scale == 1:
+        return x
     return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)

@@ -13,15 +13,39 @@ def sigma_from_255(s: float) -> float:
     return s / 127.5
 
 
+# conditional "restore" models: training task -> (scale, degradation the inputs are assumed to have)
+RESTORE_TASKS = {
+    "upscale-x2": (2, "bicubic"),
+    "upscale-x4": (4, "bicubic"),
+    "denoise-real": (1, "real"),
+    "upscale-x4-real": (4, "real"),
+}
+
+
+def restore_model_name(scale: int, degradation: str) -> str:
+    """The shipped model for a restore job (e.g. upscale x4 of real photos -> 'upscale-x4-real')."""
+    base = "denoise" if scale == 1 else f"upscale-x{scale}"
+    return base if degradation == "bicubic" else f"{base}-{degradation}"
+
+
 def default_config(task: str) -> dict:
     """The config a fresh training run of `task` starts from; it is stored in the checkpoint."""
     if task == "denoise":
         net = UNetConfig(base=32, mults=[1, 2, 4, 8], blocks=2)
         extra = {"sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": sigma_from_255(SIGMA255_MAX_DENOISE)}
-    elif task in ("upscale-x2", "upscale-x4"):
+    elif task in RESTORE_TASKS:
         net = UNetConfig(base=40, mults=[1, 2, 4, 8], blocks=2, cond_channels=3)
-        # the network refines bicubic: it diffuses the residual HR - bicubic(LR), whose std is ~0.1
-        extra = {"sigma_data": 0.1, "sigma_min": 0.002, "sigma_max": 20.0, "scale": int(task[-1]), "residual": True}
+        # the network refines bicubic(degraded): it diffuses the residual clean - bicubic(degraded), std ~0.1
+        scale, degradation = RESTORE_TASKS[task]
+        extra = {
+            "sigma_data": 0.1,
+            "sigma_min": 0.002,
+            "sigma_max": 20.0,
+            "scale": scale,
+            "residual": True,
+            "degradation": degradation,
+        }
+        return {"architecture": ARCHITECTURE, "task": "restore", "net": net.to_dict(), **extra}
     elif task == "generate":
         net = UNetConfig(base=32, mults=[1, 2, 4, 8], blocks=2)
         extra = {"sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": 80.0, "size": 64}
@@ -30,4 +54,4 @@ def default_config(task: str) -> dict:
     return {"architecture": ARCHITECTURE, "task": task.split("-")[0], "net": net.to_dict(), **extra}
 
 
-TRAIN_TASKS = ("denoise", "upscale-x2", "upscale-x4", "generate")
+TRAIN_TASKS = ("denoise", *RESTORE_TASKS, "generate")

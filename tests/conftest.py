@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +72,13 @@ def tiny_checkpoint(path: Path, task: str = "denoise", seed: int = 0) -> Path:
     model = build_denoiser(cfg)
     save_checkpoint(path, {k: v.half() for k, v in model.state_dict().items()}, cfg)
     return path
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares any size (a bomb, or 0x0) but whose data is tiny."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")

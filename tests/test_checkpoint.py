@@ -30,8 +30,8 @@ def test_roundtrip_and_config(tmp_path):
 
 def test_wrong_task_is_refused(tmp_path):
     p = tiny_checkpoint(tmp_path / "g.safetensors", "generate")
-    with pytest.raises(CheckpointError, match="cannot be used for 'upscale'"):
-        hub.load(str(p), "upscale", CPU)
+    with pytest.raises(CheckpointError, match="cannot be used for 'restore'"):
+        hub.load(str(p), "restore", CPU)
 
 
 def test_truncated_and_absurd_headers(tmp_path):
@@ -60,8 +60,45 @@ def test_shape_mismatch_is_refused(tmp_path):
 
     bad = tmp_path / "bad.safetensors"
     save_file(load_file(str(p)), str(bad), metadata={"imgdiff": json.dumps(cfg)})
-    with pytest.raises(CheckpointError, match="do not fit"):
+    with pytest.raises(CheckpointError, match="has shape"):
         hub.load(str(bad), "denoise", CPU)
+
+
+def rewrite(src, dst, tensors=None, cfg_update=None):
+    from safetensors.torch import load_file, save_file
+
+    cfg = json.loads(read_header(src)["__metadata__"]["imgdiff"])
+    for k, v in (cfg_update or {}).items():
+        cfg["net"][k] = v
+    t = load_file(str(src))
+    t.update(tensors or {})
+    save_file(t, str(dst), metadata={"imgdiff": json.dumps(cfg)})
+    return dst
+
+
+def test_wrong_dtype_is_refused(tmp_path):
+    p = tiny_checkpoint(tmp_path / "d.safetensors")
+    name = next(k for k in read_header(p) if k.endswith("head.weight"))
+    from safetensors.torch import load_file
+
+    t = load_file(str(p))[name]
+    bad = rewrite(p, tmp_path / "int.safetensors", {name: t.to(torch.int32)})
+    with pytest.raises(CheckpointError, match="not a float type"):
+        hub.load(str(bad), "denoise", CPU)
+
+
+def test_giant_config_is_refused_before_allocating(tmp_path):
+    import resource
+    import time
+
+    p = tiny_checkpoint(tmp_path / "d.safetensors")
+    bad = rewrite(p, tmp_path / "giant.safetensors", cfg_update={"base": 200_000})  # ~10^12 parameters
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.time()
+    with pytest.raises(CheckpointError):
+        hub.load(str(bad), "denoise", CPU)
+    assert time.time() - t < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
 
 
 @pytest.fixture

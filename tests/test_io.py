@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 
 import cv2
 import numpy as np
@@ -14,6 +12,7 @@ from PIL import Image, ImageCms
 
 from imgdiff.errors import ImageError
 from imgdiff.io import encode_image, png_metadata, read_image, write_atomic
+from tests.conftest import png_declaring
 
 
 def roundtrip(img, fmt="PNG", meta=None):
@@ -128,16 +127,6 @@ def test_bad_inputs_are_refused_with_the_file_name(tmp_path, photo):
     for name, data in cases.items():
         with pytest.raises(ImageError, match=name):
             read_image(data, name=name)
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header declares a huge size but whose data is tiny."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_decompression_bomb_is_refused_before_decoding():

@@ -19,7 +19,7 @@ from ..device import Runtime
 from ..hub import LoadedModel
 from ..io import ImageData
 from ..pipelines.denoise import denoise_image
-from ..pipelines.upscale import upscale_image
+from ..pipelines.restore import restore_image
 from ..train.data import list_images
 from .metrics import psnr, psnr_y, rgb_to_y, ssim
 
@@ -130,7 +130,7 @@ def evaluate_upscale(
         bic = bicubic(lr, (w, h))
         scores["bicubic"].add(psnr_y(bic, hr, s), y_ssim(bic), time.perf_counter() - t, mp)
         t = time.perf_counter()
-        out = to_u8(upscale_image(to_data(lr), model, rt, steps, seed))
+        out = to_u8(restore_image(to_data(lr), model, rt, steps, seed))
         scores["imgdiff"].add(psnr_y(out, hr, s), y_ssim(out), time.perf_counter() - t, mp)
         if grid and i < 4:
             rows.append([bic, out, hr])

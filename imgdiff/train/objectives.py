@@ -12,12 +12,22 @@ import torch
 from ..diffusion.precond import Denoiser, edm_loss_weight
 from ..resample import downscale, upscale_bicubic
 from ..tasks import sigma_from_255
-from .degrade import add_gaussian, quantise
+from .degrade import add_gaussian, quantise, real_degrade
 
 
 def _log_uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     u = torch.rand(n, generator=gen, device=device)
     return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+
+
+def degraded_condition(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The network's condition: the degraded image, bicubic-upsampled back to the clean grid."""
+    s = int(cfg["scale"])
+    if cfg.get("degradation", "bicubic") == "real":
+        low = real_degrade(clean, s, gen)
+    else:
+        low = quantise(downscale(clean, s))
+    return upscale_bicubic(low, s)
 
 
 def make_batch(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
@@ -31,9 +41,8 @@ def make_batch(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
         s255 = torch.where(low, s255 / 7.5, s255).clamp_min(0.25)
         sigma = sigma_from_255(1.0) * s255
         return add_gaussian(clean, sigma, gen), sigma, None, clean
-    if task == "upscale":
-        s = int(cfg["scale"])
-        cond = upscale_bicubic(quantise(downscale(clean, s)), s)
+    if task == "restore":
+        cond = degraded_condition(cfg, clean, gen)
         x0 = clean - cond
         sigma = _log_uniform(n, cfg["sigma_min"], cfg["sigma_max"], gen, dev)
         terminal = torch.rand(n, generator=gen, device=dev) < 0.5  # half the batch trains the PSNR mode

@@ -24,7 +24,7 @@ from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
 from ..models import build_denoiser
 from ..tasks import default_config, sigma_from_255
 from .data import ImageBank, is_validation, list_images, validation_crops
-from .objectives import loss_fn, make_batch
+from .objectives import degraded_condition, loss_fn, make_batch
 
 
 @dataclass
@@ -71,19 +71,15 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
             den = torch.cat([model(noisy[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
             out[f"psnr_s{s}"] = _psnr(den, val)
         out["score"] = sum(out[f"psnr_s{s}"] for s in (15, 25, 50)) / 3
-    elif cfg["task"] == "upscale":
-        from ..resample import downscale, upscale_bicubic
-        from .degrade import quantise
-
-        s = int(cfg["scale"])
-        cond = upscale_bicubic(quantise(downscale(val, s)), s)
+    elif cfg["task"] == "restore":
+        cond = degraded_condition(cfg, val, gen)
         sig = torch.full((1,), cfg["sigma_max"], device=val.device)
-        sr = []
+        out_ = []
         for i in range(len(val)):
             x = torch.randn(val[i : i + 1].shape, generator=gen, device=val.device) * cfg["sigma_max"]
-            sr.append(cond[i : i + 1] + model(x, sig, cond[i : i + 1]))
-        out["psnr"] = _psnr(torch.cat(sr), val)
-        out["psnr_bicubic"] = _psnr(cond, val)
+            out_.append(cond[i : i + 1] + model(x, sig, cond[i : i + 1]))
+        out["psnr"] = _psnr(torch.cat(out_), val)
+        out["psnr_input"] = _psnr(cond, val)
         out["score"] = out["psnr"]
     else:
         losses = []

@@ -1,4 +1,5 @@
-"""Super-resolution: diffuse the residual HR - bicubic(LR), conditioned on bicubic(LR).
+"""Conditional restoration (super-resolution, blind real-photo denoising): diffuse the residual
+clean - bicubic(degraded), conditioned on bicubic(degraded) (the degraded image itself at scale 1).
 
 Sampling starts from pure noise at sigma_max; with one step the network's estimate of the
 residual's conditional mean is returned (the PSNR mode)."""
@@ -17,7 +18,7 @@ from ..resample import upscale_bicubic
 from .common import Progress, TiledDenoiser, from_tensor, to_tensor, whole_image_noise
 
 
-def upscale_image(
+def restore_image(
     img: ImageData, model: LoadedModel, rt: Runtime, steps: int = 1, seed: int = 0, progress: Progress = None
 ) -> ImageData:
     scale = int(model.config["scale"])
@@ -31,7 +32,7 @@ def upscale_image(
     x = noise(-1) * model.config["sigma_max"]
     residual = sample_ancestral(den, x, sigmas, noise)
     alpha = None
-    if img.alpha is not None:
+    if img.alpha is not None and scale > 1:
         h, w = img.alpha.shape
         alpha = np.clip(cv2.resize(img.alpha, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC), 0, 1)
     return from_tensor(cond + residual, img, alpha)
