@@ -99,6 +99,7 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a decoder's complaints about a damaged file: we report our own
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             bomb_limit = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own check below names the size and the option

@@ -28,6 +28,24 @@ def write_images(folder, photo, n, size=(256, 192)):
     return folder
 
 
+def batch_args(src, out, *extra: str) -> list[str]:
+    """A single-threaded denoise batch as a shell would start it."""
+    return [
+        sys.executable,
+        "-m",
+        "imgdiff",
+        "denoise",
+        str(src),
+        "-o",
+        str(out),
+        "--sigma",
+        "20",
+        "--threads",
+        "1",
+        *extra,
+    ]
+
+
 def complete_pngs(folder):
     """Every file is a fully decodable image and no temp file is left."""
     files = sorted(folder.iterdir())
@@ -80,7 +98,7 @@ def test_hostile_images_each_cost_one_line(runner, tmp_path, photo):
 def test_interrupted_batch_leaves_only_complete_files_and_resumes(tmp_path, photo, sig, code):
     src = write_images(tmp_path / "in", photo, 16)
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "imgdiff", "denoise", str(src), "-o", str(out), "--sigma", "20", "--threads", "1"]
+    args = batch_args(src, out)
     proc = subprocess.Popen(args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 90
     while time.time() < deadline and not (out.exists() and any(p.suffix == ".png" for p in out.iterdir())):
@@ -101,21 +119,7 @@ def test_interrupted_batch_leaves_only_complete_files_and_resumes(tmp_path, phot
 def test_concurrent_writers_never_corrupt(tmp_path, photo):
     src = write_images(tmp_path / "in", photo, 8, size=(128, 96))
     out = tmp_path / "out"
-    args = [
-        sys.executable,
-        "-m",
-        "imgdiff",
-        "denoise",
-        str(src),
-        "-o",
-        str(out),
-        "--sigma",
-        "20",
-        "--threads",
-        "1",
-        "--overwrite",
-        "-q",
-    ]
+    args = batch_args(src, out, "--overwrite", "-q")
     procs = [subprocess.Popen(args, env=ENV, cwd=ROOT, stderr=subprocess.PIPE) for _ in range(2)]
     for p in procs:
         p.wait(timeout=120)
@@ -130,20 +134,7 @@ def test_concurrent_writers_never_corrupt(tmp_path, photo):
 def test_no_clobber_race_between_two_writers(tmp_path, photo):
     src = write_images(tmp_path / "in", photo, 6, size=(64, 48))
     out = tmp_path / "out"
-    args = [
-        sys.executable,
-        "-m",
-        "imgdiff",
-        "denoise",
-        str(src),
-        "-o",
-        str(out),
-        "--sigma",
-        "20",
-        "--threads",
-        "1",
-        "-q",
-    ]
+    args = batch_args(src, out, "-q")
     procs = [subprocess.Popen(args, env=ENV, cwd=ROOT, stderr=subprocess.PIPE) for _ in range(2)]
     codes = [p.wait(timeout=120) for p in procs]
     assert set(codes) <= {0, 1}  # the loser of each race reports "exists" instead of replacing

@@ -129,10 +129,11 @@ def train(opts: TrainOptions) -> dict:
         cfg = read_config(_state_path(opts))
         state = {"tensors": load_tensors(_state_path(opts)), "meta": json.loads(meta["trainer"])}
     elif opts.init:
-        cfg = read_config(opts.init)
-        if cfg["task"] != default_config(opts.task)["task"]:
-            raise SystemExit(f"{opts.init}: a {cfg['task']!r} checkpoint cannot initialise {opts.task!r}")
-        cfg = {k: v for k, v in cfg.items() if k not in ("format", "validation")}
+        # the network shape comes from the weights, everything task-specific from the task
+        init_cfg, cfg = read_config(opts.init), default_config(opts.task)
+        if init_cfg["task"] != cfg["task"]:
+            raise SystemExit(f"{opts.init}: a {init_cfg['task']!r} checkpoint cannot initialise {opts.task!r}")
+        cfg["net"] = init_cfg["net"]
     else:
         cfg = default_config(opts.task)
     model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)

@@ -1,0 +1,133 @@
+"""Fuzz targets shared by the quick run in the suite (test_fuzz.py) and the long run (scripts/fuzz.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from hypothesis import strategies as st
+from PIL import Image
+
+from imgdiff.errors import ImageError
+from imgdiff.io import read_image
+
+
+def _seed_files() -> list[bytes]:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 255, (12, 9, 3), dtype=np.uint8)
+    out = []
+    for fmt, mode in [
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "P"),
+        ("JPEG", "RGB"),
+        ("GIF", "P"),
+        ("TIFF", "RGB"),
+        ("WEBP", "RGB"),
+        ("BMP", "RGB"),
+        ("PNG", "I;16"),
+        ("TIFF", "CMYK"),
+    ]:
+        im = Image.fromarray(a).convert(mode) if mode != "I;16" else Image.fromarray(a[..., 0].astype(np.uint16) * 257)
+        b = io.BytesIO()
+        im.save(b, format=fmt)
+        out.append(b.getvalue())
+    return out
+
+
+SEEDS = _seed_files()
+
+
+@st.composite
+def mutated_images(draw) -> bytes:
+    """A valid small image with random byte flips, cuts and insertions."""
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(0, 6))):
+        op = draw(st.sampled_from(["flip", "cut", "insert", "set"]))
+        pos = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip" and data:
+            data[pos] ^= 1 << draw(st.integers(0, 7))
+        elif op == "cut":
+            del data[pos : pos + draw(st.integers(1, 64))]
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
+        elif data:
+            data[pos] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80]))
+    return bytes(data)
+
+
+images = st.one_of(mutated_images(), st.binary(max_size=512))
+
+
+def check_loader(data: bytes) -> None:
+    """The loader's promise: a sane ImageData or an ImageError, nothing else, on any bytes."""
+    try:
+        img = read_image(data, name="fuzz.bin", max_pixels=4_000_000)
+    except ImageError as e:
+        assert "fuzz.bin" in str(e) and "\n" not in str(e)
+        return
+    p = img.pixels
+    assert p.ndim == 3 and p.shape[2] in (1, 3) and p.dtype == np.float32
+    assert np.isfinite(p).all() and p.min() >= 0 and p.max() <= 1
+    assert img.alpha is None or img.alpha.shape == p.shape[:2]
+
+
+OPTIONS = [
+    "--sigma",
+    "--steps",
+    "--seed",
+    "--tile",
+    "--tile-overlap",
+    "--device",
+    "--precision",
+    "--scale",
+    "--suffix",
+    "--threads",
+    "--max-pixels",
+    "--mode",
+    "--model",
+    "-o",
+    "--strength",
+    "--size",
+    "--num",
+]
+FLAGS = ["--overwrite", "--skip-existing", "--json", "--quiet", "--recursive", "--tileable", "--help"]
+VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "0",
+            "1",
+            "-1",
+            "25",
+            "auto",
+            "cpu",
+            "cuda",
+            "fp16",
+            "bf16",
+            "nan",
+            "inf",
+            "-",
+            "1e9",
+            "2",
+            "4",
+            "real",
+            "x",
+            "",
+            "64x32",
+            "hf://a/../b.safetensors",
+        ]
+    ),
+    st.text(max_size=8),
+)
+
+
+@st.composite
+def argv(draw) -> list[str]:
+    cmd = draw(st.sampled_from(["denoise", "upscale", "generate", "stylize", "models", "eval", "train", "bogus"]))
+    args = [cmd]
+    for _ in range(draw(st.integers(0, 5))):
+        if draw(st.booleans()):
+            args.append(draw(st.sampled_from(FLAGS)))
+        else:
+            args += [draw(st.sampled_from(OPTIONS)), draw(VALUES)]
+    return args
