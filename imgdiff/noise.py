@@ -1,9 +1,11 @@
 """Blind estimate of additive white Gaussian noise (sigma on the 0..255 scale).
 
-PCA of small patches (Chen, Zhu & Heng, ICCV 2015): the smallest eigenvalues of the patch
-covariance belong to noise alone; the noise variance is the largest tail of eigenvalues whose
-mean equals its median. Patches touching the clipping limits are skipped, since clipping shrinks
-the noise there.
+PCA of weak-texture patches (Chen, Zhu & Heng, ICCV 2015; Liu, Tanaka & Okutomi, TIP 2013): the
+smallest eigenvalues of the patch covariance belong to noise alone; the noise variance is the
+largest tail of eigenvalues whose mean equals its median. Textured patches leak signal into those
+eigenvalues, so the estimate is refined on patches whose gradient energy is no more than noise
+of the current estimate would give; patches near the clipping limits are skipped, since clipping
+shrinks the noise there.
 """
 
 from __future__ import annotations
@@ -30,13 +32,20 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
     cols = (xs[:, None] + off[None, :])[:, None, :]
     patches = np.concatenate([img[rows, cols, ch].reshape(len(idx), -1) for ch in range(c)])
     means = patches.mean(1)
+    sq = patches.reshape(-1, PATCH, PATCH)
+    grad = (np.diff(sq, axis=1) ** 2).sum((1, 2)) + (np.diff(sq, axis=2) ** 2).sum((1, 2))
+    m = 2 * PATCH * (PATCH - 1)  # differences per patch; each has variance 2 sigma^2 under pure noise
     sigma = _pca_sigma(patches)
-    for _ in range(2):  # keep patches whose mean sits clear of the clipping limits at this sigma
+    for _ in range(6):
         margin = min(2.5 * sigma, 100.0)
-        keep = (means > margin) & (means < 255 - margin)
-        if keep.sum() < 1000:
+        limit = 2 * max(sigma, 0.5) ** 2 * m * (1 + 4 * np.sqrt(2 / m))  # far tail of noise-only energy
+        keep = (means > margin) & (means < 255 - margin) & (grad < limit)
+        if keep.sum() < 500:
             break
-        sigma = _pca_sigma(patches[keep])
+        new = _pca_sigma(patches[keep])
+        if abs(new - sigma) < 0.02:
+            return new
+        sigma = new
     return sigma
 
 

@@ -187,3 +187,17 @@ def test_models_commands(runner):
     assert json.loads(r.stdout)["task"] == "denoise"
     assert cli(runner, "models", "verify").exit_code == 0
     assert cli(runner, "models", "info", "nonexistent").exit_code == 1
+
+
+def test_real_mode_uses_a_matching_restore_model(runner, tmp_path, noisy_png):
+    from tests.conftest import tiny_checkpoint
+
+    real = tiny_checkpoint(tmp_path / "real.safetensors", "denoise-real")
+    o = tmp_path / "r.png"
+    r = cli(runner, "denoise", str(noisy_png), "--mode", "real", "--model", str(real), "-o", str(o), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["mode"] == "real" and Image.open(o).size == (64, 48)
+    r = cli(runner, "denoise", str(noisy_png), "--mode", "real", "--model", "upscale-x2", "-o", str(tmp_path / "x.png"))
+    assert r.exit_code == 1 and "cannot do x1 real" in r.stderr
+    assert cli(runner, "denoise", str(noisy_png), "--mode", "real", "--sigma", "5").exit_code == 2
+    assert cli(runner, "upscale", str(noisy_png), "--mode", "fancy").exit_code == 2
