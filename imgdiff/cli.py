@@ -368,6 +368,10 @@ def denoise(
 
     def process(img, rep):
         s = resolve_sigma(img, None if sigma == "auto" else fixed, model)
+        if sigma == "auto" and s < 1:
+            rep.warn(
+                f"estimated white-noise level is {s:.1f}: nothing to remove; for camera or JPEG noise use --mode real"
+            )
         out = denoise_image(img, model, rt, s, steps, common.seed, rep.step)
         return (
             out,

@@ -35,10 +35,13 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
     sq = patches.reshape(-1, PATCH, PATCH)
     grad = (np.diff(sq, axis=1) ** 2).sum((1, 2)) + (np.diff(sq, axis=2) ** 2).sum((1, 2))
     m = 2 * PATCH * (PATCH - 1)  # differences per patch; each has variance 2 sigma^2 under pure noise
-    sigma = _pca_sigma(patches)
+    sigma = first = _pca_sigma(patches)
     for _ in range(6):
         margin = min(2.5 * sigma, 100.0)
-        limit = 2 * max(sigma, 0.5) ** 2 * m * (1 + 4 * np.sqrt(2 / m))  # far tail of noise-only energy
+        # far tail of noise-only energy; never tighter than half the first estimate, or flat
+        # (e.g. JPEG-smoothed) regions alone survive and drag the estimate to zero
+        ref = max(sigma, 0.5 * first, 0.5)
+        limit = 2 * ref**2 * m * (1 + 4 * np.sqrt(2 / m))
         keep = (means > margin) & (means < 255 - margin) & (grad < limit)
         if keep.sum() < 500:
             break

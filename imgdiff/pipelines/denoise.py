@@ -36,7 +36,8 @@ def denoise_image(
         return img.with_pixels(img.pixels.copy())
     x = to_tensor(img, rt.device)
     s = sigma255 / 127.5
-    sigmas = karras_sigmas(steps, min(model.config["sigma_min"], s / 2), s)
+    # the last noisy level is s/10: lower levels only re-denoise what is already clean (2 steps = 1)
+    sigmas = karras_sigmas(steps, s / 10, s)
     den = TiledDenoiser(model, rt, None, progress)
     den.total = steps * den.tiles(*x.shape[-2:])
     out = sample_ancestral(den, x, sigmas, whole_image_noise(tuple(x.shape), seed, rt.device))
