@@ -8,6 +8,7 @@ unless asked.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -83,6 +84,24 @@ def _split_alpha(a: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return a, None
 
 
+@contextlib.contextmanager
+def _silenced_c_stderr():
+    """Point file descriptor 2 at /dev/null while C decoders run (they print their own complaints)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageData:
     """Decode safely: dimensions are checked before any pixel is decoded."""
     label = name or str(source)
@@ -98,8 +117,10 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
         raise ImageError(f"{label}: empty file")
     notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a decoder's complaints about a damaged file: we report our own
+        with warnings.catch_warnings(), _silenced_c_stderr():
+            # a decoder's complaints about a damaged file (Python warnings, or libtiff printing to fd 2)
+            # would be extra stderr lines: we report one error of our own instead
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             bomb_limit = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own check below names the size and the option
@@ -133,6 +154,9 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
             else:
                 im.load()
                 arr, depth = _pil_to_float(im)
+            if exif and orientation != 1:
+                exif[0x0112] = 1
+            exif_bytes = _exif_bytes(exif)
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -153,15 +177,13 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
             f"{label}: corrupt or truncated image ({str(e).splitlines()[0][:120] or type(e).__name__})"
         ) from None
     arr = _orient(arr, orientation)
-    if exif and orientation != 1:
-        exif[0x0112] = 1
     rgb, alpha = _split_alpha(arr)
     return ImageData(
         pixels=np.ascontiguousarray(rgb, dtype=np.float32),
         alpha=None if alpha is None else np.ascontiguousarray(alpha, dtype=np.float32),
         bit_depth=depth,
         icc=icc if isinstance(icc, bytes) and len(icc) < 4 << 20 else None,
-        exif=_exif_bytes(exif),
+        exif=exif_bytes,
         source_format=im.format or "PNG",
         warnings=notes,
     )
