@@ -207,3 +207,21 @@ def test_stdout_carries_only_the_image(noisy_png):
     assert r.returncode == 0
     Image.open(io.BytesIO(r.stdout)).load()
     assert r.stdout.startswith(b"\x89PNG") and r.stdout.endswith(b"IEND\xaeB`\x82")
+
+
+def peak_rss(args: list[str]) -> int:
+    """Peak resident bytes of one imgdiff process (its own, via wait4)."""
+    proc = subprocess.Popen(args, env=ENV, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read().decode()
+    return usage.ru_maxrss * 1024
+
+
+def test_memory_grows_with_pixels_only_through_image_buffers(tmp_path, photo):
+    # model activations depend on the tile; what grows with the image is a few float buffers
+    rss = []
+    for side in (512, 1536):
+        src = write_images(tmp_path / f"in{side}", photo, 1, size=(side, side))
+        rss.append(peak_rss(batch_args(src, tmp_path / f"out{side}", "--tile", "256")))
+    per_pixel = (rss[1] - rss[0]) / (1536**2 - 512**2)
+    assert per_pixel < 160, f"{per_pixel:.0f} bytes per extra pixel"
