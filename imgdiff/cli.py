@@ -390,9 +390,13 @@ def denoise(
 def upscale(
     inputs: InputsArg,
     scale: Annotated[int, typer.Option(help="Magnification: 2 or 4.")] = 4,
-    mode: Annotated[str, typer.Option(help="bicubic (clean downscaled inputs) or real (blur, noise, JPEG).")] = (
-        "bicubic"
-    ),
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="bicubic (clean downscaled inputs) or real (blur, noise, JPEG; needs an "
+            "upscale-xN-real model: not shipped yet, pass --model)."
+        ),
+    ] = "bicubic",
     common: Common = None,
 ) -> None:
     """Enlarge images 2x or 4x."""
