@@ -279,6 +279,11 @@ def run_job(
         return failed(f"{job.label}: cannot write {target}: {e.strerror or e}")
     except MemoryError:
         return failed(f"{job.label}: out of memory (try a smaller --tile)")
+    except Exception as e:  # a bug must cost one file, not the batch; IMGDIFF_DEBUG=1 shows the traceback
+        if os.environ.get("IMGDIFF_DEBUG"):
+            raise
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        return failed(f"{job.label}: internal error {type(e).__name__}: {first} (IMGDIFF_DEBUG=1 for details)")
     seconds = round(time.time() - t0, 3)
     rep.info(f"{job.label} -> {record['output']}  ({', '.join(f'{k} {v}' for k, v in extra.items())}, {seconds} s)")
     rep.result({**record, "status": "ok", "seconds": seconds, **extra})

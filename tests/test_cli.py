@@ -201,3 +201,26 @@ def test_real_mode_uses_a_matching_restore_model(runner, tmp_path, noisy_png):
     assert r.exit_code == 1 and "cannot do x1 real" in r.stderr
     assert cli(runner, "denoise", str(noisy_png), "--mode", "real", "--sigma", "5").exit_code == 2
     assert cli(runner, "upscale", str(noisy_png), "--mode", "fancy").exit_code == 2
+
+
+def test_an_internal_error_costs_one_file_not_the_batch(runner, tmp_path, noisy_png, monkeypatch):
+    import imgdiff.pipelines.denoise as den
+
+    real = den.denoise_image
+    calls = []
+
+    def flaky(img, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("simulated bug\nsecond line")
+        return real(img, *a, **k)
+
+    monkeypatch.setattr(den, "denoise_image", flaky)
+    src = tmp_path / "in"
+    src.mkdir()
+    for n in ("a.png", "b.png"):
+        shutil.copy(noisy_png, src / n)
+    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "out"), "--sigma", "20")
+    assert r.exit_code == 1
+    assert "internal error RuntimeError: simulated bug" in r.stderr and "Traceback" not in r.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
