@@ -145,7 +145,6 @@ def train(opts: TrainOptions) -> dict:
     gen = torch.Generator().manual_seed(opts.seed)  # crop choice (CPU)
     ngen = torch.Generator(device=dev).manual_seed(opts.seed + 1)  # noise (on the training device)
     step, used_h, gpu_min, best = 0, 0.0, 0.0, -float("inf")
-    hist = cfg.get("training", {})
     if state:
         t = state["tensors"]
         model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
@@ -219,7 +218,6 @@ def train(opts: TrainOptions) -> dict:
             "crop": opts.crop,
             "cpu_hours": round(used_h + (elapsed_h * opts.threads if dev.type == "cpu" else 0), 3),
             "gpu_minutes": round(gpu_min + (elapsed_h * 60 if dev.type == "cuda" else 0), 2),
-            "history": hist.get("history", []) + ([] if not hist else []),
         }
         out_cfg = {**cfg, "training": training, "validation": figures}
         save_checkpoint(opts.out, {k: v.detach().half().cpu() for k, v in ema.state_dict().items()}, out_cfg)
