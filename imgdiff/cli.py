@@ -21,7 +21,16 @@ import typer
 from . import __version__
 from .batch import Job, expand_inputs, plan_outputs
 from .errors import ImgdiffError
-from .io import DEFAULT_MAX_PIXELS, ImageData, encode_image, output_format, read_image, write_atomic, write_stdout
+from .io import (
+    DEFAULT_MAX_PIXELS,
+    FORMATS,
+    ImageData,
+    encode_image,
+    output_format,
+    read_image,
+    write_atomic,
+    write_stdout,
+)
 from .report import Reporter
 
 app = typer.Typer(
@@ -499,7 +508,7 @@ def generate(
     out = Path(common.output)
     if common.output == "-":
         targets: list[Optional[Path]] = [None]
-    elif out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp") and not out.is_dir():
+    elif out.suffix.lower() in FORMATS and not out.is_dir():
         targets = [out] if num == 1 else [out.with_name(f"{out.stem}-{i + 1:04d}{out.suffix}") for i in range(num)]
     else:
         targets = [out / f"generated-{common.seed + i:04d}{common.suffix or ''}.png" for i in range(num)]

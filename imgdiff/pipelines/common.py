@@ -46,17 +46,17 @@ class TiledDenoiser:
         self,
         model: LoadedModel,
         rt: Runtime,
+        size: tuple[int, int],
+        passes: int,
         cond: torch.Tensor | None = None,
         progress: Progress = None,
-        total_calls: int = 1,
     ) -> None:
+        """size: (height, width) of the images the sampler will pass; passes: how many times it will."""
         self.model, self.rt, self.cond = model, rt, cond
         self.progress = progress
         self.multiple = model.denoiser.net.multiple
-        self.done, self.total = 0, total_calls
-
-    def tiles(self, h: int, w: int) -> int:
-        return count_tiles(h, w, self.rt.tile, self.rt.overlap, self.multiple)
+        self.done = 0
+        self.total = passes * count_tiles(*size, rt.tile, rt.overlap, self.multiple)
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         s = torch.tensor([sigma], device=x.device)

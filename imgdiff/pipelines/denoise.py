@@ -38,7 +38,6 @@ def denoise_image(
     s = sigma255 / 127.5
     # the last noisy level is s/10: lower levels only re-denoise what is already clean (2 steps = 1)
     sigmas = karras_sigmas(steps, s / 10, s)
-    den = TiledDenoiser(model, rt, None, progress)
-    den.total = steps * den.tiles(*x.shape[-2:])
+    den = TiledDenoiser(model, rt, x.shape[-2:], steps, progress=progress)
     out = sample_ancestral(den, x, sigmas, whole_image_noise(tuple(x.shape), seed, rt.device))
     return from_tensor(out, img)

@@ -38,8 +38,7 @@ def generate_image(
     else:
         size = int(model.config.get("size", 64))
         rt = type(rt)(rt.device, rt.dtype, tile=2 * size, overlap=size // 2)
-    den = TiledDenoiser(model, rt, None, progress)
-    den.total = (2 * steps - 1) * den.tiles(height, width)
+    den = TiledDenoiser(model, rt, (height, width), 2 * steps - 1, progress=progress)  # Heun: 2 calls a step
     model.denoiser.net.set_circular(tileable)
     try:
         out = sample_heun(den, x, sigmas)

@@ -27,8 +27,7 @@ def restore_image(
     shape = tuple(cond.shape)
     noise = whole_image_noise(shape, seed, rt.device)
     sigmas = karras_sigmas(steps, model.config["sigma_min"], model.config["sigma_max"])
-    den = TiledDenoiser(model, rt, cond, progress)
-    den.total = steps * den.tiles(*shape[-2:])
+    den = TiledDenoiser(model, rt, shape[-2:], steps, cond, progress)
     x = noise(-1) * model.config["sigma_max"]
     residual = sample_ancestral(den, x, sigmas, noise)
     alpha = None

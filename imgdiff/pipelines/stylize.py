@@ -126,6 +126,5 @@ def stylize_image(
     noise = whole_image_noise(tuple(x0.shape), seed, rt.device)
     x = x0 + noise(-1) * s0
     sigmas = karras_sigmas(steps, min(model.config["sigma_min"], s0 / 2), s0)
-    den = TiledDenoiser(model, rt, None, progress)
-    den.total = steps * den.tiles(*x0.shape[-2:])
+    den = TiledDenoiser(model, rt, x0.shape[-2:], steps, progress=progress)
     return from_tensor(sample_ancestral(den, x, sigmas, noise), content)

@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+from ..io import FORMATS
+
+EXTS = tuple(FORMATS)  # every format imgdiff reads and writes
 
 
 def is_validation(name: str, fraction: float = 0.1) -> bool:

@@ -24,6 +24,7 @@ from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
 from ..models import build_denoiser
 from ..tasks import default_config, sigma_from_255
 from .data import ImageBank, is_validation, list_images, validation_crops
+from .degrade import quantise
 from .objectives import degraded_condition, loss_fn, make_batch
 
 
@@ -67,7 +68,7 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
         for s in (15, 25, 50):
             sigma = torch.full((val.shape[0],), sigma_from_255(s), device=val.device)
             noisy = val + torch.randn(val.shape, generator=gen, device=val.device) * sigma[:, None, None, None]
-            noisy = ((noisy.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+            noisy = quantise(noisy)
             den = torch.cat([model(noisy[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
             out[f"psnr_s{s}"] = _psnr(den, val)
         out["score"] = sum(out[f"psnr_s{s}"] for s in (15, 25, 50)) / 3
