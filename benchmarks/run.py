@@ -388,6 +388,31 @@ def bench_real_noise(bench: Path, tmp: Path, crops: Path) -> list[RealNoise]:
     return results
 
 
+REAL_SR_LR = 64  # side of the RNI15 crop upscaled x4 for the real-photo upscaling strips
+
+
+def bench_real_upscale(bench: Path, tmp: Path, crops: Path) -> list[str]:
+    """x4 upscaling of real noisy photos (the most textured 64x64 crop of each): bicubic, the default
+    bicubic-degradation model and `--mode real`, side by side; returns the strip file names."""
+    data = load_set(bench, "RNI15", RNI_IMAGES)
+    lows = []
+    for a in data.images:
+        y, x, side = busiest_box(a, REAL_SR_LR)
+        lows.append(np.ascontiguousarray(a[y : y + side, x : x + side]))
+    src = tmp / "rni_lr"
+    write_pngs(src, data.names, lows)
+    imgdiff_cli("upscale", str(src), "-o", str(tmp / "rni_sr"), "--scale", "4", "-q")
+    imgdiff_cli("upscale", str(src), "-o", str(tmp / "rni_sr_real"), "--scale", "4", "--mode", "real", "-q")
+    default, real = read_outputs(tmp / "rni_sr", data.names), read_outputs(tmp / "rni_sr_real", data.names)
+    strips = []
+    for name, low, d, r in zip(data.names, lows, default, real, strict=True):
+        side = d.shape[0]
+        crop = f"rni15_x4_{Path(name).stem.lower()}.png"
+        save_strip(crops / crop, [bicubic(low, (d.shape[1], side)), d, r], (0, 0, min(side, d.shape[1])))
+        strips.append(crop)
+    return strips
+
+
 @dataclass
 class NoiseEstimate:
     sigma: int
@@ -804,7 +829,9 @@ def steps_section(rows: list[StepRow], images: int) -> list[str]:
     return lines + [""]
 
 
-def crops_section(den: DenoiseRow | None, sr: SRRow | None, sr_index: int, rni: list[RealNoise]) -> list[str]:
+def crops_section(
+    den: DenoiseRow | None, sr: SRRow | None, sr_index: int, rni: list[RealNoise], real_sr: list[str]
+) -> list[str]:
     lines = ["## Before / after", ""]
     if den:
         names = ["noisy", "nlmeans", *(["cbm3d"] if "cbm3d" in den.panels else []), "imgdiff", "clean"]
@@ -846,6 +873,16 @@ def crops_section(den: DenoiseRow | None, sr: SRRow | None, sr_index: int, rni: 
                 f"  ![input | gaussian auto | real](bench/{r.crop})",
                 "",
             ]
+    if real_sr:
+        lines += [
+            "### Real photos, upscaled x4",
+            "",
+            f"The most textured {REAL_SR_LR}x{REAL_SR_LR} crop of the first RNI15 images (real camera noise and "
+            "JPEG), upscaled x4; left to right: bicubic | `imgdiff upscale --scale 4` (model trained on clean bicubic "
+            "downscales) | `imgdiff upscale --scale 4 --mode real` (blur, camera noise, JPEG in training):",
+            "",
+            *[f"![bicubic | upscale | upscale --mode real](bench/{c})\n" for c in real_sr],
+        ]
     return lines
 
 
@@ -928,6 +965,8 @@ def main(argv: list[str] | None = None) -> None:
         step_rows = bench_steps(step_set, tmp, crops)
         log("real noise (RNI15)")
         rni = bench_real_noise(args.bench, tmp, crops)
+        log("real-photo upscaling (RNI15 crops)")
+        real_sr = bench_real_upscale(args.bench, tmp, crops)
         log("noise-level estimation")
         noise = bench_noise_estimate(args.bench, limit)
         stylize = None
@@ -999,7 +1038,7 @@ def main(argv: list[str] | None = None) -> None:
         *sr_section(sr_rows, args.quick),
         *speed_section(den_rows, sr_rows, big, startup),
         *steps_section(step_rows, len(step_set.images)),
-        *crops_section(den_strip, sr_strip, sr_index, rni),
+        *crops_section(den_strip, sr_strip, sr_index, rni, real_sr),
         *extra_sections(noise, stylize),
         *machine_section(info),
     ]

@@ -70,7 +70,19 @@ def model_cards(folder: Path, models: dict) -> str:
             f"| data | {tr.get('data', '?')} |",
             f"| steps x batch x crop | {tr.get('steps', '?')} x {tr.get('batch', '?')} x {tr.get('crop', '?')} |",
             f"| compute | {tr.get('cpu_hours', 0)} CPU-hours, {tr.get('gpu_minutes', 0)} GPU-minutes (H200, bf16) |",
+            *_lineage_rows(cfg.get("init")),
             f"| validation (held-out corpus crops) | `{json.dumps(cfg.get('validation', {}), sort_keys=True)}` |",
             "",
         ]
     return "\n".join(lines)
+
+
+def _lineage_rows(init: dict | None) -> list[str]:
+    rows = []
+    while init:
+        rows.append(
+            f"| initialised from | `{init['file']}` (sha256 {init['sha256'][:12]}…): {init.get('steps', '?')} steps, "
+            f"{init.get('cpu_hours', 0)} CPU-hours, {init.get('gpu_minutes', 0)} GPU-minutes |"
+        )
+        init = init.get("init")
+    return rows

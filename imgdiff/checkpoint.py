@@ -58,9 +58,9 @@ def read_header(path: Path | str) -> dict:
     return header
 
 
-def read_config(path: Path) -> dict:
-    """The JSON config stored in the checkpoint's metadata."""
-    meta = read_header(path).get("__metadata__") or {}
+def read_config(path: Path, header: dict | None = None) -> dict:
+    """The JSON config stored in the checkpoint's metadata (pass `header` if already read)."""
+    meta = (read_header(path) if header is None else header).get("__metadata__") or {}
     try:
         cfg = json.loads(meta["imgdiff"])
     except (KeyError, json.JSONDecodeError):
@@ -70,8 +70,9 @@ def read_config(path: Path) -> dict:
     return cfg
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    read_header(path)
+def load_tensors(path: Path, header_checked: bool = False) -> dict[str, torch.Tensor]:
+    if not header_checked:
+        read_header(path)
     try:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own error types

@@ -586,6 +586,9 @@ def train(
     run_dir: Annotated[Optional[Path], typer.Option(help="Resumable state and CSV log (default runs/TASK).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/state.safetensors.")] = False,
     init: Annotated[Optional[Path], typer.Option(help="Start from these weights with a fresh optimiser.")] = None,
+    net: Annotated[
+        str, typer.Option(help="Network-shape overrides, e.g. 'unshuffle=4,base=48' (matching tensors of --init kept).")
+    ] = "",
     minutes: Annotated[
         float, typer.Option(min=0.01, help="Wall-clock budget; the LR anneals over its last quarter.")
     ] = 60.0,
@@ -603,7 +606,7 @@ def train(
     """Train (or resume training) a checkpoint on a folder of clean images."""
     from .device import resolve_device
     from .tasks import TRAIN_TASKS
-    from .train.trainer import TrainOptions
+    from .train.trainer import TrainOptions, parse_net
     from .train.trainer import train as run_training
 
     if task not in TRAIN_TASKS:
@@ -612,7 +615,8 @@ def train(
         fail_usage(f"--data {data}: not a folder")
     try:
         resolve_device(device)
-    except ImgdiffError as e:
+        net_overrides = parse_net(net)
+    except (ImgdiffError, ValueError) as e:
         fail_usage(str(e))
     opts = TrainOptions(
         task=task,
@@ -631,6 +635,7 @@ def train(
         bf16=bf16,
         resume=resume,
         init=init,
+        net=net_overrides,
         quiet=quiet,
         command=" ".join(["imgdiff", *sys.argv[1:]]),
     )

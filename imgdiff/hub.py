@@ -115,15 +115,16 @@ def load(spec: str, task: str, device: torch.device) -> LoadedModel:
         raise CheckpointError(
             f"{path}: sha256 mismatch (file altered or corrupt); expected {expected[:12]}…, got {digest[:12]}…"
         )
-    cfg = read_config(path)
+    header = read_header(path)
+    cfg = read_config(path, header)
     if cfg.get("architecture") != ARCHITECTURE:
         raise CheckpointError(f"{path}: architecture {cfg.get('architecture')!r} is not {ARCHITECTURE!r}")
     if cfg.get("task") != task:
         raise CheckpointError(f"{path}: a {cfg.get('task')!r} checkpoint cannot be used for {task!r}")
-    check_tensors(path, cfg)
+    check_tensors(path, cfg, header)
     try:
         model = build_denoiser(cfg)
-        model.load_state_dict({k: v.float() for k, v in load_tensors(path).items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in load_tensors(path, header_checked=True).items()}, strict=True)
     except CheckpointError:
         raise
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
@@ -137,7 +138,7 @@ def load(spec: str, task: str, device: torch.device) -> LoadedModel:
 WEIGHT_DTYPES = {"F16", "BF16", "F32"}
 
 
-def check_tensors(path: Path, cfg: dict) -> None:
+def check_tensors(path: Path, cfg: dict, header: dict | None = None) -> None:
     """Compare the header's names, shapes and dtypes with the network the config describes, built on
     the meta device: a config asking for a giant network costs nothing, and nothing is loaded yet."""
     try:
@@ -145,7 +146,7 @@ def check_tensors(path: Path, cfg: dict) -> None:
             expected = {k: tuple(v.shape) for k, v in build_denoiser(cfg).state_dict().items()}
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         raise CheckpointError(f"{path}: invalid network config ({str(e).splitlines()[0][:120]})") from None
-    header = {k: v for k, v in read_header(path).items() if k != "__metadata__"}
+    header = {k: v for k, v in (read_header(path) if header is None else header).items() if k != "__metadata__"}
     missing, extra = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
     if missing or extra:
         raise CheckpointError(f"{path}: tensors do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")

@@ -4,16 +4,20 @@ PCA of weak-texture patches (Chen, Zhu & Heng, ICCV 2015; Liu, Tanaka & Okutomi,
 smallest eigenvalues of the patch covariance belong to noise alone; the noise variance is the
 largest tail of eigenvalues whose mean equals its median. Textured patches leak signal into those
 eigenvalues, so the estimate is refined on patches whose gradient energy is no more than noise
-of the current estimate would give; patches near the clipping limits are skipped, since clipping
-shrinks the noise there.
+of the current estimate would give. Clipping to 0..255 shrinks the noise of patches near the
+limits: the estimate divides out the censored-normal variance ratio of the patches it used, and
+skips patches where that ratio is small.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 PATCH = 7
 MAX_PATCHES = 200_000
+MIN_SHRINK = 0.3  # patches whose noise variance clipping shrinks below this are too unreliable
 
 
 def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
@@ -36,20 +40,36 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
     grad = (np.diff(sq, axis=1) ** 2).sum((1, 2)) + (np.diff(sq, axis=2) ** 2).sum((1, 2))
     m = 2 * PATCH * (PATCH - 1)  # differences per patch; each has variance 2 sigma^2 under pure noise
     sigma = first = _pca_sigma(patches)
-    for _ in range(6):
-        margin = min(2.5 * sigma, 100.0)
+    for _ in range(12):
         # far tail of noise-only energy; never tighter than half the first estimate, or flat
         # (e.g. JPEG-smoothed) regions alone survive and drag the estimate to zero
         ref = max(sigma, 0.5 * first, 0.5)
         limit = 2 * ref**2 * m * (1 + 4 * np.sqrt(2 / m))
-        keep = (means > margin) & (means < 255 - margin) & (grad < limit)
+        shrink = clipped_variance_ratio(means, max(sigma, 0.5))
+        keep = (shrink > MIN_SHRINK) & (grad < limit)
         if keep.sum() < 500:
             break
-        new = _pca_sigma(patches[keep])
+        # clipping to 0..255 shrinks the noise of patches near the limits by a known factor
+        new = _pca_sigma(patches[keep]) / np.sqrt(shrink[keep].mean())
         if abs(new - sigma) < 0.02:
             return new
         sigma = new
     return sigma
+
+
+def clipped_variance_ratio(means: np.ndarray, sigma: float) -> np.ndarray:
+    """Var(clip(mu + sigma Z, 0, 255)) / sigma^2 for patches whose clipped mean is `means`."""
+    mu = np.arange(256, dtype=np.float64)
+    a, b = mu / sigma, (255 - mu) / sigma  # distances to the limits in sigmas
+    cdf = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
+    pdf = np.exp(-0.5 * a**2) / math.sqrt(2 * math.pi), np.exp(-0.5 * b**2) / math.sqrt(2 * math.pi)
+    lo, hi = cdf(-a), 1 - cdf(b)  # probability of clipping at 0 and at 255
+    mean = -a * lo + pdf[0] - pdf[1] + b * hi
+    second = a**2 * lo + (1 - lo - hi) - a * pdf[0] - b * pdf[1] + b**2 * hi
+    ratio = np.clip(second - mean**2, 0, 1)
+    # a patch's observed mean is itself pulled towards mid-grey by clipping: map it back to mu first
+    observed = mu + sigma * mean  # increasing in mu
+    return np.interp(np.interp(means, observed, mu), mu, ratio)
 
 
 def _pca_sigma(x: np.ndarray) -> float:

@@ -34,9 +34,10 @@ def default_config(task: str) -> dict:
         net = UNetConfig(base=32, mults=[1, 2, 4, 8], blocks=2)
         extra = {"sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": sigma_from_255(SIGMA255_MAX_DENOISE)}
     elif task in RESTORE_TASKS:
-        net = UNetConfig(base=40, mults=[1, 2, 4, 8], blocks=2, cond_channels=3)
-        # the network refines bicubic(degraded): it diffuses the residual clean - bicubic(degraded), std ~0.1
         scale, degradation = RESTORE_TASKS[task]
+        # x4 nets run at the low-resolution grid (4x4 unshuffle): 2.8x faster than 2x2 at the same width
+        net = UNetConfig(base=40, mults=[1, 2, 4, 8], blocks=2, cond_channels=3, unshuffle=4 if scale == 4 else 2)
+        # the network refines bicubic(degraded): it diffuses the residual clean - bicubic(degraded), std ~0.1
         extra = {
             "sigma_data": 0.1,
             "sigma_min": 0.002,

@@ -7,18 +7,21 @@ data=$1; out=$2; minutes=$3; dev=${4:-cuda}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 [ "$dev" = cuda ] && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 mkdir -p "$out"
-# task batch crop lr
-jobs="denoise 64 128 5e-4
+# task batch crop lr [extra trainer args]; JOBS overrides, e.g. for the next lease:
+# JOBS="denoise 96 128 3e-4 --init weights/denoise.safetensors
+# upscale-x4 48 192 4e-4" scripts/gpu_train.sh gpu_data OUT 9 cuda
+jobs=${JOBS:-"denoise 64 128 5e-4
 upscale-x4 32 192 4e-4
 upscale-x2 32 160 4e-4
-generate 128 64 3e-4"
-while read -r task batch crop lr; do
+generate 128 64 3e-4"}
+tasks=$(cut -d' ' -f1 <<< "$jobs" | tr '\n' ' ')
+while read -r task batch crop lr extra; do
   python3 -m imgdiff.train.trainer --task "$task" --data "$data" --out "$out/$task.safetensors" \
     --run-dir "/tmp/runs/$task" --device "$dev" --bf16 --minutes "$minutes" --batch "$batch" \
-    --crop "$crop" --lr "$lr" --warmup 500 --val-every 1000 --threads 4 > "$out/$task.log" 2>&1 &
+    --crop "$crop" --lr "$lr" --warmup 500 --val-every 1000 --threads 4 $extra > "$out/$task.log" 2>&1 &
 done <<< "$jobs"
 wait
-for t in denoise upscale-x4 upscale-x2 generate; do echo "== $t"; grep -v Warning "$out/$t.log" | tail -4; done
+for t in $tasks; do echo "== $t"; grep -v Warning "$out/$t.log" | tail -4; done
 python3 - "$out" "$dev" <<'PY'
 import sys, torch
 from pathlib import Path

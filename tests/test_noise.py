@@ -21,3 +21,13 @@ def test_tiny_or_flat_images():
     assert estimate_sigma(np.zeros((8, 8, 3), np.float32)) == 0.0
     flat = np.full((64, 64, 1), 0.5, np.float32)
     assert estimate_sigma(flat) < 0.5
+
+
+@pytest.mark.parametrize("sigma", [15, 40])
+def test_mostly_saturated_image(sigma):
+    """A white page with a little grey: most of the noise is clipped away, yet the level is found."""
+    clean = np.full((240, 320, 3), 255.0)
+    clean[60:120, 80:200] = 140.0
+    clean[150:200, 40:300] = np.linspace(30, 220, 260)[None, :, None]
+    noisy = np.clip(clean + np.random.default_rng(sigma).normal(0, sigma, clean.shape), 0, 255).round()
+    assert abs(estimate_sigma((noisy / 255).astype(np.float32)) - sigma) < 2.0

@@ -69,6 +69,55 @@ def test_train_resume_and_load(runner, tmp_path):
     assert r.exit_code == 0, r.stderr
 
 
+def test_init_with_new_net_shape_keeps_matching_tensors(runner, tmp_path):
+    """--net changes the pixel-unshuffle: head and tail start fresh, the body comes from --init."""
+    from imgdiff.checkpoint import load_tensors
+
+    data = make_corpus(tmp_path / "data")
+    common = ["--task", "upscale-x2", "--data", str(data), "--batch", "2", "--crop", "32", "--threads", "1", "-q"]
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    small = "base=8,mults=1/2,emb_dim=16"
+    r = cli(
+        runner,
+        "train",
+        *common,
+        "--out",
+        str(first),
+        "--run-dir",
+        str(tmp_path / "r1"),
+        "--max-steps",
+        "2",
+        "--net",
+        small,
+    )
+    assert r.exit_code == 0, r.stderr
+    r = cli(
+        runner,
+        "train",
+        *common,
+        "--out",
+        str(second),
+        "--run-dir",
+        str(tmp_path / "r2"),
+        "--max-steps",
+        "1",
+        "--init",
+        str(first),
+        "--net",
+        "unshuffle=4",
+        "--lr",
+        "0",
+    )
+    assert r.exit_code == 0, r.stderr
+    assert read_config(second)["net"]["unshuffle"] == 4 and read_config(second)["net"]["base"] == 8
+    a, b = load_tensors(first), load_tensors(second)
+    assert b["net.head.weight"].shape != a["net.head.weight"].shape
+    body = [k for k in a if k.startswith("net.down.")]
+    assert body and all(b[k].shape == a[k].shape and (b[k] == a[k]).all() for k in body)
+    r = cli(runner, "train", *common, "--out", str(second), "--max-steps", "1", "--net", "unshuffle=x")
+    assert r.exit_code == 2 and "unshuffle=x" in r.stderr
+
+
 def test_eval_reports_baselines_and_grid(runner, tmp_path):
     data = make_corpus(tmp_path / "data", n=2)
     r = cli(

@@ -24,7 +24,7 @@ from ..errors import ImgdiffError
 from ..hub import LoadedModel, load
 from ..io import ImageData, write_atomic
 from ..train.data import ImageBank
-from ..train.objectives import loss_fn, make_batch
+from ..train.objectives import train_step
 from .common import Progress, TiledDenoiser, from_tensor, to_tensor, whole_image_noise
 
 RECIPE = {"steps": 300, "batch": 8, "lr": 2e-4, "zoom": [0.25, 1.0]}  # steps: --style-steps
@@ -71,10 +71,7 @@ def finetune_style(
     n = recipe["steps"]
     for i in range(n):
         clean = bank.sample(recipe["batch"], size, gen, tuple(recipe["zoom"]))
-        loss = loss_fn(cfg, trained, make_batch(cfg, clean, ngen))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(cfg, trained, opt, clean, ngen)
         if progress:
             progress(i + 1, n)
     return {k: v.detach().half().cpu() for k, v in trained.state_dict().items()}

@@ -6,6 +6,7 @@ All targets are the clean signal x0 (the EDM denoiser output), so one trainer se
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -64,3 +65,24 @@ def loss_fn(cfg: dict, model: Denoiser, batch: tuple) -> torch.Tensor:
         w = edm_loss_weight(sigma, model.sigma_data)[:, None, None, None]
         return (w * (out - x0) ** 2).mean()
     return (out - x0).abs().mean()
+
+
+def train_step(
+    cfg: dict,
+    model: Denoiser,
+    optim: torch.optim.Optimizer,
+    clean: torch.Tensor,
+    gen: torch.Generator,
+    clip: float | None = None,
+    autocast: AbstractContextManager | None = None,
+) -> torch.Tensor:
+    """One optimiser step of the task's objective on a batch of clean crops; returns the loss."""
+    batch = make_batch(cfg, clean, gen)
+    with autocast or nullcontext():
+        loss = loss_fn(cfg, model, batch)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optim.step()
+    return loss.detach()

@@ -21,11 +21,13 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
+from ..hub import sha256_file
 from ..models import build_denoiser
+from ..models.unet import UNetConfig
 from ..tasks import default_config, sigma_from_255
 from .data import ImageBank, is_validation, list_images, validation_crops
 from .degrade import quantise
-from .objectives import degraded_condition, loss_fn, make_batch
+from .objectives import degraded_condition, train_step
 
 
 @dataclass
@@ -49,6 +51,7 @@ class TrainOptions:
     bf16: bool = False
     resume: bool = False
     init: Path | None = None  # start from these weights (fine-tuning), fresh optimiser
+    net: dict | None = None  # network-shape overrides, e.g. {"unshuffle": 4}
     quiet: bool = False
     command: str = ""  # how this run was launched, recorded in the checkpoint
 
@@ -111,6 +114,44 @@ def _lr(opts: TrainOptions, step: int, frac: float) -> float:
     return lr
 
 
+def parse_net(spec: str) -> dict:
+    """'unshuffle=4,base=48' -> {'unshuffle': 4, 'base': 48}; lists as 1/2/4/8."""
+    out: dict = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, val = item.partition("=")
+        if not sep or key not in UNetConfig.__dataclass_fields__:
+            raise ValueError(
+                f"--net {item!r}: expected KEY=VALUE with KEY one of {list(UNetConfig.__dataclass_fields__)}"
+            )
+        try:
+            out[key] = [int(v) for v in val.split("/")] if key == "mults" else int(val)
+        except ValueError:
+            raise ValueError(f"--net {item!r}: {val!r} is not an integer") from None
+    return out
+
+
+def load_matching(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor whose name and shape match; returns the names left at their fresh values.
+
+    Lets a network with a new head/tail (e.g. more pixel-unshuffle) start from a trained body.
+    """
+    own = model.state_dict()
+    fresh = [k for k, v in own.items() if k not in tensors or tensors[k].shape != v.shape]
+    model.load_state_dict({**own, **{k: tensors[k].float() for k in own if k not in fresh}})
+    return fresh
+
+
+def lineage(path: Path, cfg: dict) -> dict:
+    """What a fine-tuned model started from, so its card can count the compute behind it."""
+    tr = cfg.get("training", {})
+    return {
+        "file": Path(path).name,
+        "sha256": sha256_file(Path(path)),
+        **{k: tr[k] for k in ("steps", "cpu_hours", "gpu_minutes") if k in tr},
+        **({"init": cfg["init"]} if "init" in cfg else {}),
+    }
+
+
 def _state_path(opts: TrainOptions) -> Path:
     return opts.run_dir / "state.safetensors"
 
@@ -134,12 +175,16 @@ def train(opts: TrainOptions) -> dict:
         init_cfg, cfg = read_config(opts.init), default_config(opts.task)
         if init_cfg["task"] != cfg["task"]:
             raise SystemExit(f"{opts.init}: a {init_cfg['task']!r} checkpoint cannot initialise {opts.task!r}")
-        cfg["net"] = init_cfg["net"]
+        cfg["net"] = {**init_cfg["net"], **(opts.net or {})}
+        cfg["init"] = lineage(opts.init, init_cfg)
     else:
         cfg = default_config(opts.task)
+        cfg["net"] = {**cfg["net"], **(opts.net or {})}
     model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)
     if opts.init and not state:
-        model.load_state_dict({k: v.float() for k, v in load_tensors(opts.init).items()})
+        fresh = load_matching(model, load_tensors(opts.init))
+        if fresh:
+            log(opts, f"init from {opts.init}: fresh (shape changed) {', '.join(fresh)}")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
 
@@ -235,20 +280,14 @@ def train(opts: TrainOptions) -> dict:
         for g in optim.param_groups:
             g["lr"] = lr
         clean = bank.sample(opts.batch, opts.crop, gen, zoom).contiguous(memory_format=torch.channels_last)
-        batch = make_batch(cfg, clean, ngen)
-        with autocast:
-            loss = loss_fn(cfg, model, batch)
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
+        loss = train_step(cfg, model, optim, clean, ngen, clip=1.0, autocast=autocast)
         d = min(opts.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=False):
                 pe.lerp_(pm, 1 - d)
         step += 1
         if step % 25 == 0 or step == start_step + 1:  # a host sync each step would stall the GPU
-            val_loss = float(loss.detach())
+            val_loss = float(loss)
             running = val_loss if step == start_step + 1 else 0.8 * running + 0.2 * val_loss
         if step % opts.val_every == 0 or time.time() - last_val > 600:
             last_val = time.time()
@@ -298,6 +337,8 @@ def train_main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", type=Path)
+    ap.add_argument("--net", type=parse_net, help="network-shape overrides, e.g. unshuffle=4,base=48")
     a = ap.parse_args(argv)
     kw = {k: v for k, v in vars(a).items() if v is not None}
     kw["run_dir"] = kw.get("run_dir") or Path("runs") / a.task
