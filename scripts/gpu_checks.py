@@ -58,13 +58,13 @@ def precision_check(out: Path, device: str) -> list[dict]:
             s = int(args[-1])
             src = out / f"{name}-lr.png"
             Image.fromarray(ref).resize((ref.shape[1] // s, ref.shape[0] // s), Image.BICUBIC).save(src)
-        fig = {}
-        for dev, prec in (("cpu", "fp32"), (device, "fp16" if device.startswith("cuda") else "fp32")):
-            dst = out / f"{name}-{dev.replace(':', '')}-{prec}.png"
+        fig = []
+        for i, (dev, prec) in enumerate((("cpu", "fp32"), (device, "fp16" if device.startswith("cuda") else "fp32"))):
+            dst = out / f"{name}-{i}.png"
             cli(*args[:1], str(src), "-o", str(dst), *args[1:], "--device", dev, "--precision", prec, "--seed", "0")
-            fig[f"{dev} {prec}"] = psnr(u8(dst), ref)
-        a, b = fig.values()
-        rows.append({"model": name, "psnr": fig, "difference_db": round(abs(a - b), 4), "ok": abs(a - b) <= 0.1})
+            fig.append({"device": dev, "precision": prec, "psnr_db": round(psnr(u8(dst), ref), 4)})
+        diff = abs(fig[0]["psnr_db"] - fig[1]["psnr_db"])
+        rows.append({"model": name, "runs": fig, "difference_db": round(diff, 4), "ok": diff <= 0.1})
     return rows
 
 

@@ -23,11 +23,12 @@ def test_tiny_or_flat_images():
     assert estimate_sigma(flat) < 0.5
 
 
-@pytest.mark.parametrize("sigma", [15, 40])
+@pytest.mark.parametrize("sigma", [20, 40])
 def test_mostly_saturated_image(sigma):
-    """A white page with a little grey: most of the noise is clipped away, yet the level is found."""
+    """A white page with a black square and a grey ramp: at sigma 40 clipping removes most of the
+    noise's variance (an estimator that ignores it reads ~25); the clip-aware estimate stays close."""
     clean = np.full((240, 320, 3), 255.0)
-    clean[60:120, 80:200] = 140.0
-    clean[150:200, 40:300] = np.linspace(30, 220, 260)[None, :, None]
+    clean[100:140, 60:260] = np.linspace(20, 235, 200)[None, :, None]
+    clean[20:60, 20:60] = 0
     noisy = np.clip(clean + np.random.default_rng(sigma).normal(0, sigma, clean.shape), 0, 255).round()
-    assert abs(estimate_sigma((noisy / 255).astype(np.float32)) - sigma) < 2.0
+    assert abs(estimate_sigma((noisy / 255).astype(np.float32)) - sigma) < 2.5
