@@ -407,8 +407,8 @@ def upscale(
     mode: Annotated[
         str,
         typer.Option(
-            help="bicubic (clean downscaled inputs) or real (blur, noise, JPEG; needs an "
-            "upscale-xN-real model: not shipped yet, pass --model)."
+            help="bicubic (clean downscaled inputs) or real (photos with blur, camera noise, JPEG; "
+            "x4 ships upscale-x4-real, x2 needs --model)."
         ),
     ] = "bicubic",
     common: Common = None,

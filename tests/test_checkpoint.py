@@ -127,7 +127,14 @@ def test_tampered_shipped_weights_are_refused(weights_copy):
 
 def test_shipped_weights_match_their_manifest():
     rows = hub.verify_all()
-    assert {name for name, _, _ in rows} == {"denoise", "denoise-real", "upscale-x2", "upscale-x4", "generate"}
+    assert {name for name, _, _ in rows} == {
+        "denoise",
+        "denoise-real",
+        "upscale-x2",
+        "upscale-x4",
+        "upscale-x4-real",
+        "generate",
+    }
     assert all(ok for _, ok, _ in rows)
     for name, entry in hub.manifest().items():
         assert (hub.weights_dir() / entry["file"]).stat().st_size <= 25_000_000, name

@@ -203,6 +203,16 @@ def test_real_mode_uses_a_matching_restore_model(runner, tmp_path, noisy_png):
     assert cli(runner, "upscale", str(noisy_png), "--mode", "fancy").exit_code == 2
 
 
+def test_upscale_real_mode_uses_the_shipped_real_model(runner, tmp_path, noisy_png):
+    o = tmp_path / "big.png"
+    r = cli(runner, "upscale", str(noisy_png), "--scale", "4", "--mode", "real", "-o", str(o), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert Image.open(o).size == (256, 192) and json.loads(r.stdout)["scale"] == 4
+    assert '"model": "upscale-x4-real"' in Image.open(o).text["imgdiff"]
+    r = cli(runner, "upscale", str(noisy_png), "--scale", "2", "--mode", "real", "-o", str(tmp_path / "x2.png"))
+    assert r.exit_code == 1 and "upscale-x2-real" in r.stderr
+
+
 def test_an_internal_error_costs_one_file_not_the_batch(runner, tmp_path, noisy_png, monkeypatch):
     import imgdiff.pipelines.denoise as den
 
