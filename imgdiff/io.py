@@ -279,7 +279,7 @@ def encode_image(img: ImageData, fmt: str, metadata: dict | None = None, quality
         kw["quality"] = quality
     if fmt == "PNG":
         kw["compress_level"] = PNG_LEVEL
-    if fmt != "PNG":
+    else:
         if img.icc and fmt != "BMP":
             kw["icc_profile"] = img.icc
         if img.exif and fmt in ("JPEG", "WEBP", "TIFF"):
