@@ -88,7 +88,11 @@ COMMON_PARAMS = [
     ),
     ("seed", Annotated[int, _opt("--seed", help="Seed of the sampling noise.")], 0),
     ("device", Annotated[str, _opt("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
-    ("precision", Annotated[str, _opt("--precision", help="auto, fp32, fp16 or bf16.")], "auto"),
+    (
+        "precision",
+        Annotated[str, _opt("--precision", help="auto (CUDA fp16, AMX CPU bf16, else fp32), fp32, fp16, bf16.")],
+        "auto",
+    ),
     (
         "tile",
         Annotated[
@@ -184,13 +188,16 @@ def load_model(spec: str, task: str, rt, rep: Reporter):
         raise typer.Exit(1) from None
 
 
-def metadata(task: str, model, common: Common, steps: int, **params) -> dict:
+def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict:
+    """What a PNG's `imgdiff` chunk records: enough to reproduce the pixels (precision changes the last bits)."""
     record = {
         "task": task,
         "model": model.name,
         "model_sha256": model.sha256,
         "steps": steps,
         "seed": common.seed,
+        "device": rt.device.type,
+        "precision": str(rt.dtype).removeprefix("torch."),
         "imgdiff": __version__,
         **params,
     }
@@ -375,7 +382,7 @@ def denoise(
 
         def process(img, rep):
             out = restore_image(img, model, rt, steps, common.seed, rep.step)
-            return out, metadata("denoise", model, common, steps, mode="real"), {"mode": "real", "steps": steps}
+            return out, metadata("denoise", model, rt, common, steps, mode="real"), {"mode": "real", "steps": steps}
 
         finish(run_batch(inputs, common, "denoise", ".denoised", process, rep))
     model = load_model(common.model or "denoise", "denoise", rt, rep)
@@ -389,7 +396,7 @@ def denoise(
         out = denoise_image(img, model, rt, s, steps, common.seed, rep.step)
         return (
             out,
-            metadata("denoise", model, common, steps, sigma=round(s, 3), sigma_mode=sigma),
+            metadata("denoise", model, rt, common, steps, sigma=round(s, 3), sigma_mode=sigma),
             {
                 "sigma": round(s, 2),
                 "steps": steps,
@@ -427,7 +434,11 @@ def upscale(
 
     def process(img, rep):
         out = restore_image(img, model, rt, steps, common.seed, rep.step)
-        return out, metadata("upscale", model, common, steps, scale=scale, mode=mode), {"scale": scale, "steps": steps}
+        return (
+            out,
+            metadata("upscale", model, rt, common, steps, scale=scale, mode=mode),
+            {"scale": scale, "steps": steps},
+        )
 
     finish(run_batch(inputs, common, "upscale", f".x{scale}", process, rep))
 
@@ -467,7 +478,7 @@ def stylize(
 
     def process(img, rep):
         out = stylize_image(img, smodel, rt, strength, steps, common.seed, rep.step)
-        meta = metadata("stylize", smodel, common, steps, strength=strength, style=str(style))
+        meta = metadata("stylize", smodel, rt, common, steps, strength=strength, style=str(style))
         return out, meta, {"strength": strength, "steps": steps, "style_cached": cached}
 
     finish(run_batch(inputs, common, "stylize", ".stylized", process, rep))
@@ -520,7 +531,7 @@ def generate(
 
             def process(_img: ImageData, rep: Reporter, seed=seed):
                 img = generate_image(model, rt, width, height, steps, seed, tileable, rep.step)
-                meta = metadata("generate", model, common, steps, size=f"{width}x{height}", tileable=tileable)
+                meta = metadata("generate", model, rt, common, steps, size=f"{width}x{height}", tileable=tileable)
                 meta["imgdiff"] = json.dumps({**json.loads(meta["imgdiff"]), "seed": seed}, sort_keys=True)
                 return img, meta, {"seed": seed, "size": f"{width}x{height}"}
 
@@ -587,7 +598,11 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/state.safetensors.")] = False,
     init: Annotated[Optional[Path], typer.Option(help="Start from these weights with a fresh optimiser.")] = None,
     net: Annotated[
-        str, typer.Option(help="Network-shape overrides, e.g. 'unshuffle=4,base=48' (matching tensors of --init kept).")
+        str,
+        typer.Option(
+            help="Network-shape overrides, e.g. 'unshuffle=4,blocks=3' (matching tensors of --init kept; "
+            "ignored with --resume, whose state fixes the shape)."
+        ),
     ] = "",
     minutes: Annotated[
         float, typer.Option(min=0.01, help="Wall-clock budget; the LR anneals over its last quarter.")
@@ -600,7 +615,7 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")] = None,
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast (CUDA).")] = False,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (CUDA, or a CPU with AMX: 2-3x faster steps).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Train (or resume training) a checkpoint on a folder of clean images."""

@@ -31,6 +31,7 @@ def test_denoise_next_to_input_with_metadata(runner, noisy_png, photo):
     assert psnr(Image.open(out), photo) > psnr(Image.open(noisy_png), photo) + 3
     meta = json.loads(png_metadata(out)["imgdiff"])
     assert meta["task"] == "denoise" and meta["sigma"] == 20 and meta["steps"] == 1 and len(meta["model_sha256"]) == 64
+    assert meta["device"] == "cpu" and meta["precision"] in ("float32", "bfloat16")
 
 
 def test_auto_sigma_and_json_lines(runner, noisy_png):

@@ -102,7 +102,11 @@ class UNet(nn.Module):
         if cond is not None:
             x = torch.cat([x, cond], dim=1)
         emb = self.emb(c_noise)
-        h = self.head(F.pixel_unshuffle(x, self.cfg.unshuffle))
+        # head and tail stay fp32 under autocast: the full-resolution residual stream then stays fp32 too
+        # (bf16 there costs ~0.08 dB at 40 dB; the body's bf16 convolutions cost nothing measurable)
+        full = torch.autocast(x.device.type, enabled=False)
+        with full:
+            h = self.head(F.pixel_unshuffle(x, self.cfg.unshuffle).float())
         skips = []
         for i, blocks in enumerate(self.down):
             for b in blocks:
@@ -114,7 +118,8 @@ class UNet(nn.Module):
             h = up(h) + skips.pop()
             for b in blocks:
                 h = b(h, emb)
-        return F.pixel_shuffle(self.tail(h), self.cfg.unshuffle)
+        with full:
+            return F.pixel_shuffle(self.tail(h.float()), self.cfg.unshuffle)
 
     def set_circular(self, on: bool) -> None:
         """Wrap-around padding makes generated textures tile seamlessly."""

@@ -184,7 +184,7 @@ def train(opts: TrainOptions) -> dict:
     if opts.init and not state:
         fresh = load_matching(model, load_tensors(opts.init))
         if fresh:
-            log(opts, f"init from {opts.init}: fresh (shape changed) {', '.join(fresh)}")
+            log(opts, f"init from {opts.init}: fresh (new or reshaped) {', '.join(fresh)}")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
 
@@ -231,7 +231,7 @@ def train(opts: TrainOptions) -> dict:
     t0 = time.time()
     last_val = t0
     running = 0.0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=opts.bf16 and dev.type == "cuda")
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.bf16)
 
     def save_state() -> None:
         elapsed_h = (time.time() - t0) / 3600
@@ -338,7 +338,7 @@ def train_main(argv: list[str] | None = None) -> None:
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", type=Path)
-    ap.add_argument("--net", type=parse_net, help="network-shape overrides, e.g. unshuffle=4,base=48")
+    ap.add_argument("--net", type=parse_net, help="network-shape overrides, e.g. unshuffle=4 (not with --resume)")
     a = ap.parse_args(argv)
     kw = {k: v for k, v in vars(a).items() if v is not None}
     kw["run_dir"] = kw.get("run_dir") or Path("runs") / a.task
