@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from PIL import Image
 
+from .defaults import DENOISE_ENSEMBLE
 from .device import Runtime, make_runtime
 from .hub import LoadedModel, load
 from .io import ImageData, from_pil, to_pil
@@ -22,8 +23,8 @@ def _model(spec: str, task: str, device: str) -> LoadedModel:
     return load(spec, task, torch.device(device))
 
 
-def _setup(spec: str, task: str, device: str, tile: int | None) -> tuple[LoadedModel, Runtime]:
-    rt = make_runtime(device, "auto", tile)
+def _setup(spec: str, task: str, device: str, tile: int | None, ensemble: int = 1) -> tuple[LoadedModel, Runtime]:
+    rt = make_runtime(device, "auto", tile, ensemble=ensemble)
     return _model(spec, task, str(rt.device)), rt
 
 
@@ -35,11 +36,12 @@ def denoise(
     model: str = "denoise",
     device: str = "auto",
     tile: int | None = None,
+    ensemble: int = DENOISE_ENSEMBLE,
 ) -> Image.Image:
-    """Denoise; sigma on the 0..255 scale, None to estimate it."""
+    """Denoise; sigma on the 0..255 scale, None to estimate it; ensemble as the CLI's --ensemble."""
     from .pipelines.denoise import denoise_image, resolve_sigma
 
-    m, rt = _setup(model, "denoise", device, tile)
+    m, rt = _setup(model, "denoise", device, tile, ensemble)
     img = from_pil(image)
     return to_pil(denoise_image(img, m, rt, resolve_sigma(img, sigma, m), steps, seed))
 
@@ -52,10 +54,11 @@ def upscale(
     model: str | None = None,
     device: str = "auto",
     tile: int | None = None,
+    ensemble: int = 1,
 ) -> Image.Image:
     from .pipelines.restore import restore_image
 
-    m, rt = _setup(model or f"upscale-x{scale}", "restore", device, tile)
+    m, rt = _setup(model or f"upscale-x{scale}", "restore", device, tile, ensemble)
     return to_pil(restore_image(from_pil(image), m, rt, steps, seed))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .defaults import ENSEMBLE_SIZES
 from .errors import ImgdiffError
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -25,6 +26,7 @@ class Runtime:
     dtype: torch.dtype  # autocast dtype; float32 = no autocast
     tile: int
     overlap: int
+    ensemble: int = 1  # rotations/flips averaged per tile (imgdiff.ensemble)
 
     def autocast(self, enabled: bool = True):
         if self.dtype == torch.float32 or not enabled:
@@ -102,12 +104,15 @@ def make_runtime(
     tile: int | None = None,
     overlap: int = 32,
     threads: int | None = None,
+    ensemble: int = 1,
 ) -> Runtime:
     """The one place CLI and Python API turn user choices into a Runtime (ImgdiffError if impossible)."""
+    if ensemble not in ENSEMBLE_SIZES:
+        raise ImgdiffError(f"--ensemble {ensemble}: expected one of {', '.join(map(str, ENSEMBLE_SIZES))}")
     set_threads(threads)
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    return Runtime(dev, dtype, default_tile(dev) if tile is None else tile, overlap)
+    return Runtime(dev, dtype, default_tile(dev) if tile is None else tile, overlap, ensemble)
 
 
 def guarded(fn, rt: Runtime, multiple: int):

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
+from imgdiff.defaults import DENOISE_ENSEMBLE
 from imgdiff.io import png_metadata
 from tests.conftest import EXAMPLES, cli, subprocess_cli
 
@@ -32,6 +33,7 @@ def test_denoise_next_to_input_with_metadata(runner, noisy_png, photo):
     meta = json.loads(png_metadata(out)["imgdiff"])
     assert meta["task"] == "denoise" and meta["sigma"] == 20 and meta["steps"] == 1 and len(meta["model_sha256"]) == 64
     assert meta["device"] == "cpu" and meta["precision"] in ("float32", "bfloat16")
+    assert meta["ensemble"] == DENOISE_ENSEMBLE
 
 
 def test_auto_sigma_and_json_lines(runner, noisy_png):
@@ -94,6 +96,8 @@ def test_missing_input_and_usage_errors(runner, tmp_path):
     assert r.exit_code == 1 and "nope.png" in r.stderr
     assert cli(runner, "denoise", "--sigma", "abc", str(tmp_path)).exit_code == 2
     assert cli(runner, "upscale", "--scale", "3", "x.png").exit_code == 2
+    r = cli(runner, "denoise", "--ensemble", "3", "x.png")
+    assert r.exit_code == 2 and "--ensemble 3" in r.stderr
     r = cli(runner, "denoise", "x.png", "--device", "cuda:7")
     assert r.exit_code == 2 and "cuda" in r.stderr.lower()
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..device import Runtime, guarded
+from ..ensemble import dihedral_mean
 from ..hub import LoadedModel
 from ..io import ImageData
 from ..tiling import count_tiles, run_tiled
@@ -62,10 +63,13 @@ class TiledDenoiser:
         s = torch.tensor([sigma], device=x.device)
         net = self.model.denoiser
 
-        def fn(xt: torch.Tensor, ct: torch.Tensor | None) -> torch.Tensor:
+        def one(xt: torch.Tensor, ct: torch.Tensor | None) -> torch.Tensor:
             if self.rt.device.type == "cpu":
                 xt = xt.contiguous(memory_format=torch.channels_last)
             return net(xt, s, ct)
+
+        def fn(xt: torch.Tensor, ct: torch.Tensor | None) -> torch.Tensor:
+            return dihedral_mean(one, xt, ct, self.rt.ensemble)
 
         def tick() -> None:
             self.done += 1
