@@ -17,6 +17,20 @@ def test_estimates_awgn_level(sigma):
     assert abs(estimate_sigma((noisy / 255).astype(np.float32)) - sigma) < 2.5
 
 
+def test_textured_colour_and_grey_as_rgb():
+    """Luminance texture with little flat area: the chroma channels see through it. And a grey photo
+    saved as RGB (identical noise in every channel, no chroma at all) still reads its noise."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:200, 0:300]
+    texture = 128 + 60 * np.sin(x / 1.7) * np.cos(y / 2.3) + rng.normal(0, 25, (200, 300)).cumsum(1) % 40
+    for sigma in (5, 15):
+        colour = np.clip(texture[..., None] * [1.0, 0.9, 0.8] + rng.normal(0, sigma, (200, 300, 3)), 0, 255).round()
+        assert abs(estimate_sigma((colour / 255).astype(np.float32)) - sigma) < 1.5
+        grey = np.clip(texture + rng.normal(0, sigma, (200, 300)), 0, 255).round()
+        got = estimate_sigma((np.repeat(grey[..., None], 3, 2) / 255).astype(np.float32))
+        assert 0.8 * sigma < got < 2.5 * sigma  # luminance texture only: loose, but never zero
+
+
 def test_tiny_or_flat_images():
     assert estimate_sigma(np.zeros((8, 8, 3), np.float32)) == 0.0
     flat = np.full((64, 64, 1), 0.5, np.float32)
