@@ -39,6 +39,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from imgdiff.defaults import DENOISE_ENSEMBLE  # noqa: E402
+from imgdiff.device import cpu_has_amx, resolve_precision  # noqa: E402
 from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop, to_u8  # noqa: E402
 from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim  # noqa: E402
 from imgdiff.io import ImageData  # noqa: E402
@@ -617,7 +619,8 @@ def denoise_section(rows: list[DenoiseRow], quick: bool) -> list[str]:
     lines.append(
         "Protocol: clean + N(0, σ²) per pixel and channel on the 0..255 scale (numpy `default_rng(0 + i)` for "
         "image i), clipped and rounded to an 8-bit PNG (the published figures use unclipped float noise); "
-        "imgdiff = `python -m imgdiff denoise DIR -o OUT --sigma σ -q` with default settings; RGB PSNR (dB) "
+        "imgdiff = `python -m imgdiff denoise DIR -o OUT --sigma σ -q` with default settings (1 step, "
+        f"{DENOISE_ENSEMBLE}-way rotation/flip ensemble, `--precision auto`); RGB PSNR (dB) "
         f"over the whole image, mean over the images; ✓/✗ = imgdiff above/below the published {DENOISE_TARGET}"
         f" figure. NL-means = `cv2.fastNlMeansDenoisingColored(noisy, None, h, h, 7, 21)`, h = {NLM_H:g}σ; "
         "CBM3D = `bm3d.bm3d_rgb(noisy/255, σ/255)` quantised to 8 bits."
@@ -1014,6 +1017,10 @@ def main(argv: list[str] | None = None) -> None:
         "CPU": cpu_model(),
         "cores": f"{os.cpu_count()} logical, {CORES} usable by this process (sched_getaffinity)",
         "memory": f"{mem_total_gib():.1f} GiB",
+        "imgdiff precision (`--precision auto`)": str(resolve_precision("auto", torch.device("cpu"))).removeprefix(
+            "torch."
+        )
+        + f" (AMX: {'yes' if cpu_has_amx() else 'no'}); denoise default `--ensemble {DENOISE_ENSEMBLE}`",
         "threads": f"torch {torch.__version__}, {torch.get_num_threads()} threads; OMP_NUM_THREADS={CORES}; "
         "the CLI uses its default (all usable cores)",
         "software": f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
