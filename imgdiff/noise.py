@@ -34,12 +34,10 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
     colour = c == 3 and float(np.abs(img[..., 1:] - img[..., :1]).max()) > 0.5
     if c == 3 and not colour:  # grey saved as RGB: the channels carry the same noise, chroma none
         img, c = img[..., :1], 1
-    if colour:
-        # orthonormal opponent colours: white noise stays white with the same sigma in each, while
-        # texture (mostly luminance) largely drops out of the two chroma channels
-        basis = np.array([[1, -1, 0], [1, 1, -2]]) / np.sqrt([[2], [6]])
-        shrink_w = basis**2  # a chroma channel's noise variance: weighted mean of the RGB channels'
-        chroma = img @ basis.T
+    # colour: orthonormal opponent chroma, where white noise keeps its sigma while texture (mostly
+    # luminance) largely cancels; grey: the channel itself
+    basis = np.array([[1, -1, 0], [1, 1, -2]]) / np.sqrt([[2], [6]]) if colour else np.eye(c)
+    channels = img @ basis.T
     rng = np.random.default_rng(seed)
     n_pos = (h - PATCH + 1) * (w - PATCH + 1)
     count = min(MAX_PATCHES // c + 1, n_pos)
@@ -48,12 +46,8 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
     off = np.arange(PATCH)
     rows = (ys[:, None] + off[None, :])[:, :, None]
     cols = (xs[:, None] + off[None, :])[:, None, :]
-    if colour:
-        rgb_means = np.stack([img[rows, cols, ch].reshape(len(idx), -1).mean(1) for ch in range(3)], 1)
-        patches = np.concatenate([chroma[rows, cols, k].reshape(len(idx), -1) for k in range(2)])
-    else:
-        patches = np.concatenate([img[rows, cols, ch].reshape(len(idx), -1) for ch in range(c)])
-    means = patches.mean(1)
+    src_means = np.stack([img[rows, cols, ch].reshape(len(idx), -1).mean(1) for ch in range(c)], 1)
+    patches = np.concatenate([channels[rows, cols, k].reshape(len(idx), -1) for k in range(len(basis))])
     sq = patches.reshape(-1, PATCH, PATCH)
     grad = (np.diff(sq, axis=1) ** 2).sum((1, 2)) + (np.diff(sq, axis=2) ** 2).sum((1, 2))
     m = 2 * PATCH * (PATCH - 1)  # differences per patch; each has variance 2 sigma^2 under pure noise
@@ -63,11 +57,9 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
         # (e.g. JPEG-smoothed) regions alone survive and drag the estimate to zero
         ref = max(sigma, 0.5 * first, 0.5)
         limit = 2 * ref**2 * m * (1 + 4 * np.sqrt(2 / m))
-        if colour:
-            per_rgb = clipped_variance_ratio(rgb_means, max(sigma, 0.5))
-            shrink = np.concatenate([per_rgb @ shrink_w[k] for k in range(2)])
-        else:
-            shrink = clipped_variance_ratio(means, max(sigma, 0.5))
+        # a channel's noise variance is the basis-weighted mean of the source channels' clipped ones
+        per_source = clipped_variance_ratio(src_means, max(sigma, 0.5))
+        shrink = np.concatenate([per_source @ basis[k] ** 2 for k in range(len(basis))])
         keep = (shrink > MIN_SHRINK) & (grad < limit)
         if keep.sum() < 500:
             break
