@@ -46,3 +46,12 @@ def test_mostly_saturated_image(sigma):
     clean[20:60, 20:60] = 0
     noisy = np.clip(clean + np.random.default_rng(sigma).normal(0, sigma, clean.shape), 0, 255).round()
     assert abs(estimate_sigma((noisy / 255).astype(np.float32)) - sigma) < 2.5
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 255), (0, 0, 0), (20, 20, 20)])
+def test_clipped_flat_areas_are_not_read_low(colour):
+    """Half-clipped noise: a patch mean near a limit is itself noisy; mapping it to the censored
+    variance must not clamp at the limit (that read such areas ~4 % low)."""
+    flat = np.ones((160, 240, 3)) * np.array(colour, dtype=np.float64)
+    noisy = np.clip(flat + np.random.default_rng(1).normal(0, 50, flat.shape), 0, 255).round()
+    assert abs(estimate_sigma((noisy / 255).astype(np.float32)) - 50) < 1.0
