@@ -32,7 +32,14 @@ def default_config(task: str) -> dict:
     """The config a fresh training run of `task` starts from; it is stored in the checkpoint."""
     if task == "denoise":
         net = UNetConfig(base=32, mults=[1, 2, 4, 8], blocks=2)
-        extra = {"sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": sigma_from_255(SIGMA255_MAX_DENOISE)}
+        extra = {
+            "sigma_data": 0.5,
+            "sigma_min": 0.002,
+            "sigma_max": sigma_from_255(SIGMA255_MAX_DENOISE),
+            # share of training inputs clipped and quantised like an 8-bit file (what the CLI reads and
+            # steps=1 sees); the rest stay unclipped, like the sampler's intermediate states
+            "clip_prob": 0.8,
+        }
     elif task in RESTORE_TASKS:
         scale, degradation = RESTORE_TASKS[task]
         # x4 nets run at the low-resolution grid (4x4 unshuffle): 2.8x faster than 2x2 at the same width

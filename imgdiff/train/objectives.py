@@ -41,7 +41,7 @@ def make_batch(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
         low = torch.rand(n, generator=gen, device=dev) < 0.1
         s255 = torch.where(low, s255 / 7.5, s255).clamp_min(0.25)
         sigma = sigma_from_255(1.0) * s255
-        return add_gaussian(clean, sigma, gen), sigma, None, clean
+        return add_gaussian(clean, sigma, gen, cfg.get("clip_prob", 0.5)), sigma, None, clean
     if task == "restore":
         cond = degraded_condition(cfg, clean, gen)
         x0 = clean - cond
