@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from imgdiff.defaults import DENOISE_ENSEMBLE  # noqa: E402
-from imgdiff.device import cpu_has_amx, resolve_precision  # noqa: E402
+from imgdiff.device import cpu_has_amx, precision_name, resolve_precision  # noqa: E402
 from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop, to_u8  # noqa: E402
 from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim  # noqa: E402
 from imgdiff.io import ImageData  # noqa: E402
@@ -1017,9 +1017,7 @@ def main(argv: list[str] | None = None) -> None:
         "CPU": cpu_model(),
         "cores": f"{os.cpu_count()} logical, {CORES} usable by this process (sched_getaffinity)",
         "memory": f"{mem_total_gib():.1f} GiB",
-        "imgdiff precision (`--precision auto`)": str(resolve_precision("auto", torch.device("cpu"))).removeprefix(
-            "torch."
-        )
+        "imgdiff precision (`--precision auto`)": precision_name(resolve_precision("auto", torch.device("cpu")))
         + f" (AMX: {'yes' if cpu_has_amx() else 'no'}); denoise default `--ensemble {DENOISE_ENSEMBLE}`",
         "threads": f"torch {torch.__version__}, {torch.get_num_threads()} threads; OMP_NUM_THREADS={CORES}; "
         "the CLI uses its default (all usable cores)",

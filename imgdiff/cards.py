@@ -69,12 +69,18 @@ def model_cards(folder: Path, models: dict) -> str:
             f"| training command | `{tr.get('command', '?')}` |",
             f"| data | {tr.get('data', '?')} |",
             f"| steps x batch x crop | {tr.get('steps', '?')} x {tr.get('batch', '?')} x {tr.get('crop', '?')} |",
-            f"| compute | {tr.get('cpu_hours', 0)} CPU-hours, {tr.get('gpu_minutes', 0)} GPU-minutes (H200, bf16) |",
+            f"| compute | {_compute(tr)} |",
             *_lineage_rows(cfg.get("init")),
             f"| validation (held-out corpus crops) | `{json.dumps(cfg.get('validation', {}), sort_keys=True)}` |",
             "",
         ]
     return "\n".join(lines)
+
+
+def _compute(tr: dict) -> str:
+    gpu = f", {tr['gpu_minutes']} GPU-minutes (H200)" if tr.get("gpu_minutes") else ""
+    precision = "bf16 autocast" if "--bf16" in tr.get("command", "") else "fp32"
+    return f"{tr.get('cpu_hours', 0)} CPU-hours{gpu}; {precision}"
 
 
 def _lineage_rows(init: dict | None) -> list[str]:

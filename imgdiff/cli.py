@@ -191,6 +191,8 @@ def load_model(spec: str, task: str, rt, rep: Reporter):
 
 def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict:
     """What a PNG's `imgdiff` chunk records: enough to reproduce the pixels (precision changes the last bits)."""
+    from .device import precision_name
+
     record = {
         "task": task,
         "model": model.name,
@@ -198,7 +200,7 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
         "steps": steps,
         "seed": common.seed,
         "device": rt.device.type,
-        "precision": str(rt.dtype).removeprefix("torch."),
+        "precision": precision_name(rt.dtype),
         "ensemble": rt.ensemble,
         "imgdiff": __version__,
         **params,

@@ -35,6 +35,11 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """How metadata and reports name a precision: float32, float16, bfloat16."""
+    return str(dtype).removeprefix("torch.")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
