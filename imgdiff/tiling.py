@@ -6,6 +6,7 @@ stochastic steps is drawn once for the whole image and every tile sees its own s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -24,12 +25,17 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, int, int]:
     return x, h, w
 
 
-def _starts(n: int, tile: int, overlap: int) -> list[int]:
+def _spans(n: int, tile: int, overlap: int, multiple: int) -> list[tuple[int, int]]:
+    """(start, end) of the fewest tiles of at most `tile` covering n with at least `overlap` shared.
+
+    The tiles are equal (a multiple of `multiple`) and evenly spread: fixed-size tiles with the last
+    one pushed against the border computed up to 1.8x the pixels for images just over one tile.
+    """
     if n <= tile:
-        return [0]
-    step = tile - overlap
-    s = list(range(0, n - tile, step))
-    return s + [n - tile]
+        return [(0, n)]
+    k = math.ceil((n - overlap) / (tile - overlap))
+    size = min(tile, math.ceil(math.ceil((n + (k - 1) * overlap) / k) / multiple) * multiple)
+    return [(s, s + size) for s in (round(i * (n - size) / (k - 1)) for i in range(k))]
 
 
 def _ramp(n: int, overlap: int, lo_edge: bool, hi_edge: bool, device: torch.device) -> torch.Tensor:
@@ -67,10 +73,8 @@ def run_tiled(
     overlap = min(overlap, tile // 2)
     acc = None
     weight = torch.zeros(1, 1, h, w, device=x.device)
-    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
-    for y0 in ys:
-        for x0 in xs:
-            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+    for y0, y1 in _spans(h, tile, overlap, multiple):
+        for x0, x1 in _spans(w, tile, overlap, multiple):
             xt = x[..., y0:y1, x0:x1]
             ct = None if cond is None else cond[..., y0:y1, x0:x1]
             xt, th, tw = pad_to_multiple(xt, multiple)
@@ -94,4 +98,4 @@ def count_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> int:
         return 1
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 2)
-    return len(_starts(h, tile, overlap)) * len(_starts(w, tile, overlap))
+    return len(_spans(h, tile, overlap, multiple)) * len(_spans(w, tile, overlap, multiple))

@@ -35,6 +35,22 @@ def test_padding_and_tile_count():
     assert count_tiles(300, 100, 128, 32, 16) == 3
 
 
+@pytest.mark.parametrize("h,w,tile", [(2500, 3760, 2048), (1100, 1100, 512)])
+def test_tiles_share_the_work_evenly(h, w, tile):
+    """Time stays linear in pixels: an image just over one tile is not computed as four full tiles."""
+    shapes = []
+
+    def fn(t, c):
+        shapes.append(t.shape[-2:])
+        return t
+
+    x = torch.zeros(1, 1, h, w)
+    assert torch.equal(run_tiled(fn, x, None, tile, 32, multiple=16), x)
+    assert len(shapes) == count_tiles(h, w, tile, 32, 16)
+    assert all(th <= tile and tw <= tile for th, tw in shapes)
+    assert sum(th * tw for th, tw in shapes) < 1.25 * h * w  # fixed-size tiles: 1.78x and 1.95x
+
+
 def test_tiled_denoise_matches_whole_image_without_seams(photo):
     model = load("denoise", "denoise", torch.device("cpu"))
     rng = np.random.default_rng(0)
