@@ -344,8 +344,8 @@ InputsArg = Annotated[
 EnsembleOpt = Annotated[
     int,
     typer.Option(
-        help="Average the estimate over N rotations/flips of each tile (1, 2, 4 or 8): sharper and more "
-        "accurate at N times the network cost."
+        help="Average the estimate over N rotations/flips of each tile (1-8): more accurate at N times "
+        "the network cost."
     ),
 ]
 

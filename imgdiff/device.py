@@ -114,7 +114,7 @@ def make_runtime(
 ) -> Runtime:
     """The one place CLI and Python API turn user choices into a Runtime (ImgdiffError if impossible)."""
     if ensemble not in ENSEMBLE_SIZES:
-        raise ImgdiffError(f"--ensemble {ensemble}: expected one of {', '.join(map(str, ENSEMBLE_SIZES))}")
+        raise ImgdiffError(f"--ensemble {ensemble}: expected {ENSEMBLE_SIZES[0]}..{ENSEMBLE_SIZES[-1]}")
     set_threads(threads)
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)

@@ -1,8 +1,9 @@
 """Geometric self-ensemble: average a tile's estimate over rotations and flips.
 
 The network is not exactly equivariant, so its errors under the eight symmetries of the square are
-partly independent; averaging them is a cheap posterior-mean improvement (measured on held-out
-corpus crops, one-step denoising: +0.39 dB with 4 transforms, +0.46 dB with 8) at n times the cost.
+partly independent; averaging them is a cheap posterior-mean improvement at n times the cost
+(one-step denoising of 24 held-out corpus crops, sigma 15 / 50: +0.19 / +0.17 dB with 2 transforms,
++0.27 / +0.24 with 3, +0.30 / +0.27 with 4, +0.36 / +0.31 with 8).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import torch
 
 from .defaults import ENSEMBLE_SIZES
 
-# transform i = (i % 4 quarter turns, then a horizontal flip if i >= 4); every prefix of this order
-# mixes turns and flips, so --ensemble 2 and 4 already cover both kinds of asymmetry
+# transform i = (i % 4 quarter turns, then a horizontal flip if i >= 4); --ensemble N averages the
+# first N. Every prefix from 3 on mixes turns and flips; the second transform hardly matters
+# (all seven partners of the identity came within 0.01 dB of each other on held-out crops)
 ORDER = (0, 6, 5, 3, 2, 4, 7, 1)
 
 
@@ -36,7 +38,7 @@ def dihedral_mean(
 ) -> torch.Tensor:
     """mean over the first n transforms T of T^-1 fn(T x, T cond); n = 1 is fn itself."""
     if n not in ENSEMBLE_SIZES:
-        raise ValueError(f"ensemble size {n}: expected one of {ENSEMBLE_SIZES}")
+        raise ValueError(f"ensemble size {n}: expected {ENSEMBLE_SIZES[0]}..{ENSEMBLE_SIZES[-1]}")
     total = None
     for i in ORDER[:n]:
         y = _inverse(fn(_forward(x, i), None if cond is None else _forward(cond, i)), i).float()

@@ -96,8 +96,8 @@ def test_missing_input_and_usage_errors(runner, tmp_path):
     assert r.exit_code == 1 and "nope.png" in r.stderr
     assert cli(runner, "denoise", "--sigma", "abc", str(tmp_path)).exit_code == 2
     assert cli(runner, "upscale", "--scale", "3", "x.png").exit_code == 2
-    r = cli(runner, "denoise", "--ensemble", "3", "x.png")
-    assert r.exit_code == 2 and "--ensemble 3" in r.stderr
+    r = cli(runner, "denoise", "--ensemble", "9", "x.png")
+    assert r.exit_code == 2 and "--ensemble 9" in r.stderr
     r = cli(runner, "denoise", "x.png", "--device", "cuda:7")
     assert r.exit_code == 2 and "cuda" in r.stderr.lower()
 

@@ -37,4 +37,4 @@ def test_condition_is_transformed_with_the_input():
     out = dihedral_mean(lambda a, c: a - c, x, cond, 4)  # equivariant: every transform agrees
     assert torch.allclose(out, x - cond, atol=1e-6)
     with pytest.raises(ValueError):
-        dihedral_mean(lambda a, c: a, x, None, 3)
+        dihedral_mean(lambda a, c: a, x, None, 9)
