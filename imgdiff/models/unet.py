@@ -68,7 +68,7 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """At inference with one noise level the block may reuse x's storage for its output."""
         scale, shift = self.film(emb).chunk(2, dim=1)
-        if emb.shape[0] > 1 or torch.is_grad_enabled():
+        if not _one_level_inference(emb):
             h = self.conv1(x) * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
             return self.skip(x) + self.conv2(F.silu(h))
         # fold the scale and shift into conv1's weights (saves a multiply and an add over the whole
@@ -77,6 +77,11 @@ class ResBlock(nn.Module):
         g = 1 + scale[0]
         h = self.conv1._conv_forward(x, self.conv1.weight * g[:, None, None, None], self.conv1.bias * g + shift[0])
         return _accumulate(self.skip(x), self.conv2(F.silu(h)))
+
+
+def _one_level_inference(batch: torch.Tensor) -> bool:
+    """No gradients and one noise level for the whole batch: the fast paths below are exact."""
+    return batch.shape[0] == 1 and not torch.is_grad_enabled()
 
 
 def _accumulate(acc: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -128,7 +133,7 @@ class UNet(nn.Module):
             if i < len(self.downsample):
                 skips.append(h)
                 h = self.downsample[i](h)
-        inplace = c_noise.shape[0] == 1 and not torch.is_grad_enabled()
+        inplace = _one_level_inference(c_noise)
         for up, blocks in zip(self.upsample, self.up, strict=False):
             h = _accumulate(skips.pop(), up(h)) if inplace else up(h) + skips.pop()
             for b in blocks:
