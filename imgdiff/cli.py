@@ -743,4 +743,21 @@ def models_manifest(
 
 
 def run() -> None:
-    app(prog_name="imgdiff")
+    """Console entry point. Once the command is done, leave without the interpreter's teardown:
+    unloading torch took ~0.4 s of every call (a fifth of a small x4 upscale). Nothing is lost:
+    outputs are written and closed atomically before this point, and the streams are flushed here."""
+    try:
+        app(prog_name="imgdiff")
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    if not isinstance(code, int):  # sys.exit("message") semantics
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: the failure was already reported
+            pass
+    os._exit(code)
