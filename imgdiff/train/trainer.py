@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
+from ..device import cpu_has_amx
 from ..hub import sha256_file
 from ..models import build_denoiser
 from ..models.unet import UNetConfig
@@ -214,8 +215,12 @@ def train(opts: TrainOptions) -> dict:
         log(opts, f"resumed {opts.task} at step {step} (best {best})")
 
     bank = ImageBank.from_paths(train_paths, dev, min_side=opts.crop)
-    val = validation_crops(val_paths).to(dev)
-    zoom = (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)
+    recipe = default_config(opts.task)  # data recipe for checkpoints that predate these keys
+    zoom = tuple(cfg.get("zoom", recipe.get("zoom", (1.0, 1.0))))
+    colour = bool(cfg.get("colour_jitter", False))
+    # runs that train on zoomed-out crops are judged on zoomed-out held-out crops too
+    val_zooms = (1.0, 0.5) if zoom != (1.0, 1.0) else (1.0,)
+    val = torch.cat([validation_crops(val_paths, zoom=z) for z in val_zooms]).to(dev)
     if cfg["task"] == "generate":
         opts.crop = int(cfg.get("size", 64))
 
@@ -231,6 +236,8 @@ def train(opts: TrainOptions) -> dict:
     t0 = time.time()
     last_val = t0
     running = 0.0
+    if opts.bf16 and dev.type == "cpu" and not cpu_has_amx():
+        log(opts, "warning: this CPU has no AMX; bf16 is emulated here, ~15x slower than fp32 (drop --bf16)")
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.bf16)
 
     def save_state() -> None:
@@ -279,7 +286,7 @@ def train(opts: TrainOptions) -> dict:
         lr = _lr(opts, step, frac)
         for g in optim.param_groups:
             g["lr"] = lr
-        clean = bank.sample(opts.batch, opts.crop, gen, zoom).contiguous(memory_format=torch.channels_last)
+        clean = bank.sample(opts.batch, opts.crop, gen, zoom, colour).contiguous(memory_format=torch.channels_last)
         loss = train_step(cfg, model, optim, clean, ngen, clip=1.0, autocast=autocast)
         d = min(opts.ema, (1 + step) / (10 + step))
         with torch.no_grad():
