@@ -215,8 +215,8 @@ def train(opts: TrainOptions) -> dict:
         log(opts, f"resumed {opts.task} at step {step} (best {best})")
 
     bank = ImageBank.from_paths(train_paths, dev, min_side=opts.crop)
-    recipe = default_config(opts.task)  # data recipe for checkpoints that predate these keys
-    zoom = tuple(cfg.get("zoom", recipe.get("zoom", (1.0, 1.0))))
+    # runs saved before the recipe keys existed resume as they ran: generate zoomed 0.15-0.6, the rest not
+    zoom = tuple(cfg.get("zoom", (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)))
     colour = bool(cfg.get("colour_jitter", False))
     # runs that train on zoomed-out crops are judged on zoomed-out held-out crops too
     val_zooms = (1.0, 0.5) if zoom != (1.0, 1.0) else (1.0,)
