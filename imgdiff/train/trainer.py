@@ -218,8 +218,9 @@ def train(opts: TrainOptions) -> dict:
     # runs saved before the recipe keys existed resume as they ran: generate zoomed 0.15-0.6, the rest not
     zoom = tuple(cfg.get("zoom", (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)))
     colour = bool(cfg.get("colour_jitter", False))
-    # runs that train on zoomed-out crops are judged on zoomed-out held-out crops too
-    val_zooms = (1.0, 0.5) if zoom != (1.0, 1.0) else (1.0,)
+    # runs whose recipe zooms out are judged on zoomed-out held-out crops too (older runs keep the
+    # validation set their stored best score was measured on)
+    val_zooms = (1.0, 0.5) if tuple(cfg.get("zoom", (1.0, 1.0))) != (1.0, 1.0) else (1.0,)
     val = torch.cat([validation_crops(val_paths, zoom=z) for z in val_zooms]).to(dev)
     if cfg["task"] == "generate":
         opts.crop = int(cfg.get("size", 64))
