@@ -39,10 +39,6 @@ def default_config(task: str) -> dict:
             # share of training inputs clipped and quantised like an 8-bit file (what the CLI reads and
             # steps=1 sees); the rest stay unclipped, like the sampler's intermediate states
             "clip_prob": 0.8,
-            # crops area-downscaled by 0.3-1x and colour-jittered: the 2048-px corpus is smoother and
-            # less saturated than most photos (and than every benchmark set)
-            "zoom": [0.3, 1.0],
-            "colour_jitter": True,
         }
     elif task in RESTORE_TASKS:
         scale, degradation = RESTORE_TASKS[task]

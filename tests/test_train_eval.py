@@ -143,8 +143,8 @@ def test_eval_reports_baselines_and_grid(runner, tmp_path):
     assert res["imgdiff"]["psnr"] > res["bicubic"]["psnr"]
 
 
-def test_zoomed_colour_jittered_crops_stay_in_range_and_vary():
-    """Zoom reads a larger region (area-averaged), colour jitter permutes/saturates: both stay in [-1, 1]."""
+def test_zoomed_crops_stay_in_range_and_average():
+    """Zoom reads a larger region and area-averages it: still in [-1, 1], with less pixel-level spread."""
     import torch
 
     from imgdiff.train.data import ImageBank
@@ -155,11 +155,7 @@ def test_zoomed_colour_jittered_crops_stay_in_range_and_vary():
     gen = torch.Generator().manual_seed(0)
     plain = bank.sample(8, 64, gen)
     zoomed = bank.sample(8, 64, gen, zoom=(0.25, 0.5))
-    jittered = bank.sample(64, 64, gen, colour=True)
-    for b in (plain, zoomed, jittered):
+    for b in (plain, zoomed):
         assert b.shape[1:] == (3, 64, 64) and b.min() >= -1 and b.max() <= 1
     # averaging 2-4x more pixels per output pixel shrinks the spread of i.i.d. values
     assert zoomed.std() < 0.6 * plain.std()
-    # saturation scaling moves channels toward or away from grey: per-crop chroma spread varies
-    chroma = (jittered - jittered.mean(1, keepdim=True)).std(dim=(1, 2, 3))
-    assert chroma.max() > 1.3 * chroma.min()

@@ -57,13 +57,11 @@ class ImageBank:
         crop: int,
         gen: torch.Generator,
         zoom: tuple[float, float] = (1.0, 1.0),
-        colour: bool = False,
     ) -> torch.Tensor:
         """(batch, 3, crop, crop) floats in [-1, 1].
 
         zoom < 1 area-downsamples a larger region first: denser texture per pixel, as in photos
-        smaller than the corpus's 2048-px wallpapers. colour permutes the channels of half the
-        crops and scales saturation (0.7-1.5x), so hues and saturated colours the corpus lacks occur.
+        smaller than the corpus's 2048-px wallpapers.
         """
         idx = torch.multinomial(self.weights, batch, replacement=True, generator=gen)
         out = []
@@ -76,22 +74,11 @@ class ImageBank:
             patch = im[:, y : y + side, x : x + side].float()
             if side != crop:
                 patch = F.interpolate(patch[None], size=(crop, crop), mode="area")[0]
-            if colour:
-                patch = _jitter_colour(patch, gen)
             k = int(torch.randint(0, 8, (1,), generator=gen))
             if k & 4:
                 patch = patch.flip(2)
             out.append(torch.rot90(patch, k & 3, dims=(1, 2)))
         return torch.stack(out) / 127.5 - 1
-
-
-def _jitter_colour(patch: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Channel permutation (half the time) and a saturation scale about the grey level, 0..255 floats."""
-    if float(torch.rand(1, generator=gen)) < 0.5:
-        patch = patch[torch.randperm(3, generator=gen)]
-    sat = 0.7 + 0.8 * float(torch.rand(1, generator=gen))
-    grey = patch.mean(0, keepdim=True)
-    return (grey + sat * (patch - grey)).clamp(0, 255)
 
 
 def validation_crops(paths: list[Path], size: int = 256, zoom: float = 1.0) -> torch.Tensor:

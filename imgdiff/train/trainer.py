@@ -215,9 +215,8 @@ def train(opts: TrainOptions) -> dict:
         log(opts, f"resumed {opts.task} at step {step} (best {best})")
 
     bank = ImageBank.from_paths(train_paths, dev, min_side=opts.crop)
-    # runs saved before the recipe keys existed resume as they ran: generate zoomed 0.15-0.6, the rest not
+    # runs saved before the zoom key existed resume as they ran: generate zoomed 0.15-0.6, the rest not
     zoom = tuple(cfg.get("zoom", (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)))
-    colour = bool(cfg.get("colour_jitter", False))
     # runs whose recipe zooms out are judged on zoomed-out held-out crops too (older runs keep the
     # validation set their stored best score was measured on)
     val_zooms = (1.0, 0.5) if tuple(cfg.get("zoom", (1.0, 1.0))) != (1.0, 1.0) else (1.0,)
@@ -287,7 +286,7 @@ def train(opts: TrainOptions) -> dict:
         lr = _lr(opts, step, frac)
         for g in optim.param_groups:
             g["lr"] = lr
-        clean = bank.sample(opts.batch, opts.crop, gen, zoom, colour).contiguous(memory_format=torch.channels_last)
+        clean = bank.sample(opts.batch, opts.crop, gen, zoom).contiguous(memory_format=torch.channels_last)
         loss = train_step(cfg, model, optim, clean, ngen, clip=1.0, autocast=autocast)
         d = min(opts.ema, (1 + step) / (10 + step))
         with torch.no_grad():
