@@ -66,6 +66,7 @@ def model_cards(folder: Path, models: dict) -> str:
             f"condition channels {net['cond_channels']} |",
             f"| noise range | sigma {cfg['sigma_min']}..{cfg['sigma_max']:.4g} (images in [-1, 1]), "
             f"sigma_data {cfg['sigma_data']} |",
+            *(f"| training command (earlier launch) | `{c}` |" for c in tr.get("earlier_commands", [])),
             f"| training command | `{tr.get('command', '?')}` |",
             f"| data | {tr.get('data', '?')} |",
             f"| steps x batch x crop | {tr.get('steps', '?')} x {tr.get('batch', '?')} x {tr.get('crop', '?')} |",

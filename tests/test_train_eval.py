@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 from PIL import Image
 
+from imgdiff.cards import write_manifest
 from imgdiff.checkpoint import read_config, read_header
 from imgdiff.train.data import is_validation
 from tests.conftest import EXAMPLES, cli
@@ -57,10 +59,20 @@ def test_train_resume_and_load(runner, tmp_path):
     assert cfg["task"] == "denoise" and cfg["training"]["steps"] >= 2 and "psnr_s25" in cfg["validation"]
     meta = json.loads(read_header(run / "state.safetensors")["__metadata__"]["trainer"])
     assert meta["step"] == 4
+    out.unlink()  # so that the resumed launch writes --out whatever its validation
     r = cli(runner, *args, "--max-steps", "2", "--resume")
     assert r.exit_code == 0, r.stderr
     meta = json.loads(read_header(run / "state.safetensors")["__metadata__"]["trainer"])
     assert meta["step"] == 6
+    # a resumed run remembers how it began: both launches, oldest first, and its card shows them
+    assert len(meta["commands"]) == 2
+    training = read_config(out)["training"]
+    assert training["steps"] == 6 and training["earlier_commands"] == meta["commands"][:1]
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    shutil.copy(out, cards / "denoise.safetensors")
+    write_manifest(cards)
+    assert "| training command (earlier launch) | `imgdiff " in (cards / "MODEL_CARDS.md").read_text()
     rows = list(csv.reader(open(run / "log.csv")))
     assert rows[0] == ["step", "minutes", "lr", "loss", "val"] and len(rows) > 3
     r = cli(

@@ -192,6 +192,8 @@ def train(opts: TrainOptions) -> dict:
     gen = torch.Generator().manual_seed(opts.seed)  # crop choice (CPU)
     ngen = torch.Generator(device=dev).manual_seed(opts.seed + 1)  # noise (on the training device)
     step, used_h, gpu_min, best = 0, 0.0, 0.0, -float("inf")
+    command = opts.command or " ".join(sys.argv)
+    commands = [command]  # every launch of this run, oldest first: a resumed run's card shows how it began
     if state:
         t = state["tensors"]
         model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
@@ -207,6 +209,7 @@ def train(opts: TrainOptions) -> dict:
         optim.load_state_dict(osd)
         m = state["meta"]
         step, used_h, gpu_min, best = m["step"], m["cpu_hours"], m["gpu_minutes"], m["best"]
+        commands = [*m.get("commands", []), command]
         gen.set_state(t["rng.cpu"])
         if dev.type == "cpu" and "rng.dev_cpu" in t:
             ngen.set_state(t["rng.dev_cpu"])
@@ -232,7 +235,6 @@ def train(opts: TrainOptions) -> dict:
     if new_log:
         writer.writerow(["step", "minutes", "lr", "loss", "val"])
 
-    command = opts.command or " ".join(sys.argv)
     t0 = time.time()
     last_val = t0
     running = 0.0
@@ -258,6 +260,7 @@ def train(opts: TrainOptions) -> dict:
             "cpu_hours": used_h + (elapsed_h * opts.threads if dev.type == "cpu" else 0),
             "gpu_minutes": gpu_min + (elapsed_h * 60 if dev.type == "cuda" else 0),
             "best": best,
+            "commands": commands,
         }
         save_checkpoint(_state_path(opts), tensors, cfg, extra={"trainer": json.dumps(meta)})
 
@@ -265,6 +268,7 @@ def train(opts: TrainOptions) -> dict:
         elapsed_h = (time.time() - t0) / 3600
         training = {
             "command": command,
+            **({"earlier_commands": commands[:-1]} if len(commands) > 1 else {}),
             "data": f"{opts.data} ({len(train_paths)} training images; {len(val_paths)} held out)",
             "steps": step,
             "batch": opts.batch,
