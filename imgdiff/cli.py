@@ -605,7 +605,13 @@ def models_verify() -> None:
 @app.command()
 def train(
     task: Annotated[str, typer.Option(help="denoise, upscale-x2, upscale-x4 or generate.")],
-    data: Annotated[Path, typer.Option(help="Folder of training images (a held-out slice is kept for validation).")],
+    data: Annotated[
+        list[str],
+        typer.Option(
+            help="Folder of training images (a held-out slice is kept for validation); repeat for several, "
+            "FOLDER@SHARE to give one a fixed share of the crops (default: in proportion to area)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Best checkpoint (EMA, fp16) is written here.")],
     run_dir: Annotated[Optional[Path], typer.Option(help="Resumable state and CSV log (default runs/TASK).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/state.safetensors.")] = False,
@@ -629,26 +635,35 @@ def train(
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")] = None,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast (CUDA, or a CPU with AMX: 2-3x faster steps).")] = False,
+    select: Annotated[
+        str, typer.Option(help="The --data folder whose held-out slice chooses checkpoints (default: the last).")
+    ] = "",
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Train (or resume training) a checkpoint on a folder of clean images."""
+    """Train (or resume training) a checkpoint on folders of clean images."""
     from .device import resolve_device
     from .tasks import TRAIN_TASKS
-    from .train.trainer import TrainOptions, parse_net
+    from .train.trainer import TrainOptions, parse_data, parse_net
     from .train.trainer import train as run_training
 
     if task not in TRAIN_TASKS:
         fail_usage(f"--task {task}: expected one of {', '.join(TRAIN_TASKS)}")
-    if not data.is_dir():
-        fail_usage(f"--data {data}: not a folder")
     try:
         resolve_device(device)
         net_overrides = parse_net(net)
+        sources = [parse_data(d) for d in data]
     except (ImgdiffError, ValueError) as e:
         fail_usage(str(e))
+    for src in sources:
+        if not src.folder.is_dir():
+            fail_usage(f"--data {src.folder}: not a folder")
+    if sum(src.share or 0 for src in sources) > 1:
+        fail_usage("--data: the shares add up to more than 1")
+    if select and select not in {src.name for src in sources}:
+        fail_usage(f"--select {select}: not the name of a --data folder")
     opts = TrainOptions(
         task=task,
-        data=data,
+        data=sources,
         out=out,
         run_dir=run_dir or Path("runs") / task,
         minutes=minutes,
@@ -666,6 +681,7 @@ def train(
         net=net_overrides,
         quiet=quiet,
         command=" ".join(["imgdiff", *sys.argv[1:]]),
+        select=select,
     )
     figures = run_training(opts)
     print(json.dumps({"task": task, "out": str(out), "validation": figures}))

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imgdiff.cards import write_manifest
@@ -171,3 +172,55 @@ def test_zoomed_crops_stay_in_range_and_average():
         assert b.shape[1:] == (3, 64, 64) and b.min() >= -1 and b.max() <= 1
     # averaging 2-4x more pixels per output pixel shrinks the spread of i.i.d. values
     assert zoomed.std() < 0.6 * plain.std()
+
+
+def test_several_data_folders_validate_each_and_select_one(runner, tmp_path):
+    """Wallpapers + photos: both held-out slices reported, checkpoints chosen on the named one."""
+    from imgdiff.train.trainer import parse_data
+
+    walls, photos = make_corpus(tmp_path / "walls"), make_corpus(tmp_path / "photos", n=14)
+    out, run = tmp_path / "d.safetensors", tmp_path / "run"
+    small = "base=8,mults=1/2,emb_dim=16"
+    common = ["--batch", "2", "--crop", "32", "--threads", "1", "--val-every", "1", "-q"]
+    first = tmp_path / "first.safetensors"
+    r = cli(runner, "train", "--task", "denoise", "--data", str(walls), "--out", str(first), "--run-dir",
+            str(tmp_path / "r0"), "--max-steps", "1", "--net", small, *common)  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    r = cli(runner, "train", "--task", "denoise", "--data", f"{walls}@0.25", "--data", str(photos),
+            "--select", "photos", "--init", str(first), "--out", str(out), "--run-dir", str(run),
+            "--max-steps", "2", *common)  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    cfg = read_config(out)
+    figures = cfg["validation"]
+    assert figures["select"] == "photos" and figures["score"] == figures["photos"]["score"]
+    assert {"psnr_s15", "psnr_s25", "psnr_s50"} <= set(figures["walls"]) and figures["walls"] != figures["photos"]
+    assert "25% of crops" in cfg["training"]["data"] and "chosen on the photos slice" in cfg["training"]["data"]
+    rows = list(csv.reader(open(run / "log.csv")))
+    assert rows[1][:3] == ["0", "0.0", "init"]  # the starting point, measured on the same crops
+    r = cli(runner, "train", "--task", "denoise", "--data", str(walls), "--data", str(photos), "--select", "nope",
+            "--out", str(out), *common)  # fmt: skip
+    assert r.exit_code == 2 and "--select nope" in r.stderr
+    assert parse_data("x@0.5").share == 0.5 and parse_data("x").share is None
+    r = cli(runner, "train", "--task", "denoise", "--data", f"{walls}@0.5", "--data", f"{photos}@0.6",
+            "--out", str(out), *common)  # fmt: skip
+    assert r.exit_code == 2 and "add up to more than 1" in r.stderr
+    for bad in ("x@0", "x@1.5", "x@nan", "x@half"):
+        r = cli(runner, "train", "--task", "denoise", "--data", bad, "--out", str(out), *common)
+        assert r.exit_code == 2 and bad in r.stderr
+
+
+def test_source_share_sets_the_fraction_of_crops(tmp_path):
+    """A folder given 90 % of the crops supplies ~90 % of them, though its images are far smaller."""
+    import torch
+
+    from imgdiff.train.data import ImageBank
+
+    Image.new("RGB", (200, 200), 0).save(tmp_path / "big.png")
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(tmp_path / "small.png")
+    bank = ImageBank.from_sources([([tmp_path / "big.png"], None), ([tmp_path / "small.png"], 0.9)], "cpu", 32)
+    crops = bank.sample(400, 32, torch.Generator().manual_seed(0))
+    assert 0.85 < float((crops.mean((1, 2, 3)) > 0).float().mean()) < 0.95
+    by_area = ImageBank.from_sources([([tmp_path / "big.png"], None), ([tmp_path / "small.png"], None)], "cpu", 32)
+    assert abs(float(by_area.weights[1]) - 64**2 / (64**2 + 200**2)) < 1e-9
+    with pytest.raises(ValueError, match="add up to 1.5"):
+        ImageBank.from_sources([([tmp_path / "big.png"], 0.6), ([tmp_path / "small.png"], 0.9)], "cpu", 32)

@@ -6,6 +6,7 @@ machines and sessions, and never seen by the optimiser.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from pathlib import Path
 
@@ -19,11 +20,56 @@ from ..io import FORMATS
 EXTS = tuple(FORMATS)  # every format imgdiff reads and writes
 
 
+MANIFEST_FRACTION = 0.15  # held out of each class of a folder with a manifest.tsv (photos, textures)
+
+
+def _stem(name: str) -> str:
+    """Crops packed as `STEM__N.png` follow their source image."""
+    return Path(name).stem.split("__")[0]
+
+
+def _hash(stem: str) -> float:
+    return int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def is_validation(name: str, fraction: float = 0.1) -> bool:
-    """Held out by source image: crops packed as `STEM__N.png` follow their source."""
-    stem = Path(name).stem.split("__")[0]
-    h = int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16)
-    return h / 0xFFFFFFFF < fraction
+    """Held out by file-name hash: the split of a folder without a manifest (the wallpapers)."""
+    return _hash(_stem(name)) < fraction
+
+
+def held_out_stems(folder: Path) -> tuple[set[str], set[str]] | None:
+    """(held-out stems, every listed stem) from FOLDER/manifest.tsv, or None without one.
+
+    A pure hash threshold on 74 photographs held out 5, three of them textures; this takes the
+    lowest-hash 15 % of each class (`cls`: photo, texture) instead, so the slice has the mix of the
+    folder. The universe is the manifest's kept rows, not the files, so a packed copy of the folder
+    (crops `STEM__N.png` beside the same manifest) holds out the same images.
+    """
+    path = Path(folder) / "manifest.tsv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r.get("decision", "keep") == "keep" and r.get("name")]
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        groups.setdefault(r.get("cls", ""), []).append(_stem(r["name"]))
+    held = set()
+    for stems in groups.values():
+        held.update(sorted(stems, key=_hash)[: max(1, round(MANIFEST_FRACTION * len(stems)))])
+    return held, {s for stems in groups.values() for s in stems}
+
+
+def split_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(training, held-out) images of a folder: stratified by its manifest if it has one, else hashed."""
+    paths = list_images(folder)
+    listed = held_out_stems(folder)
+
+    def held(p: Path) -> bool:
+        if listed is not None and _stem(p.name) in listed[1]:
+            return _stem(p.name) in listed[0]
+        return is_validation(p.name)
+
+    return [p for p in paths if not held(p)], [p for p in paths if held(p)]
 
 
 def list_images(root: Path) -> list[Path]:
@@ -39,17 +85,37 @@ def load_rgb(path: Path) -> torch.Tensor:
 class ImageBank:
     """Random crops with flips and 90-degree rotations; images picked in proportion to area."""
 
-    def __init__(self, images: list[torch.Tensor], min_side: int = 64) -> None:
-        """images: uint8 (3, H, W) tensors, already on the training device."""
-        self.images = [im for im in images if min(im.shape[1:]) >= min_side]
-        if not self.images:
+    def __init__(self, images: list[torch.Tensor], min_side: int = 64, share: list[float] | None = None) -> None:
+        """images: uint8 (3, H, W) tensors, already on the training device.
+
+        share: per image, a weight multiplying its area (how a source's share of the crops is set).
+        """
+        share = share or [1.0] * len(images)
+        keep = [i for i, im in enumerate(images) if min(im.shape[1:]) >= min_side]
+        if not keep:
             raise ValueError(f"no training image is at least {min_side} pixels on each side")
-        area = torch.tensor([im.shape[1] * im.shape[2] for im in self.images], dtype=torch.float64)
+        self.images = [images[i] for i in keep]
+        area = torch.tensor([images[i].shape[1] * images[i].shape[2] * share[i] for i in keep], dtype=torch.float64)
         self.weights = area / area.sum()
 
     @classmethod
-    def from_paths(cls, paths: list[Path], device: torch.device, min_side: int = 64) -> ImageBank:
-        return cls([load_rgb(p).to(device) for p in paths], min_side)
+    def from_sources(cls, sources: list[tuple[list[Path], float | None]], device, min_side: int = 64) -> ImageBank:
+        """sources: (paths, share of the crops) per data folder.
+
+        Folders without a share split what the others leave (1 - their shares) in proportion to area,
+        so a few small photographs can be given as much of the training as 2048-px wallpapers.
+        """
+        images = [[load_rgb(p).to(device) for p in paths] for paths, _ in sources]
+        areas = [sum(im.shape[1] * im.shape[2] for im in ims if min(im.shape[1:]) >= min_side) for ims in images]
+        fixed = sum(share for (_, share) in sources if share is not None)
+        if fixed > 1 + 1e-9:
+            raise ValueError(f"--data shares add up to {fixed:g}, more than 1")
+        free = sum(a for (_, share), a in zip(sources, areas, strict=True) if share is None)
+        weights = []
+        for (_, share), ims, area in zip(sources, images, areas, strict=True):
+            frac = share if share is not None else (1 - fixed) * area / max(free, 1)
+            weights += [frac / max(area, 1)] * len(ims)  # per pixel: the folder's fraction over its area
+        return cls([im for ims in images for im in ims], min_side, weights)
 
     def sample(
         self,
@@ -81,8 +147,12 @@ class ImageBank:
         return torch.stack(out) / 127.5 - 1
 
 
-def validation_crops(paths: list[Path], size: int = 256, zoom: float = 1.0) -> torch.Tensor:
-    """Centre crops of the held-out images (area-downscaled by zoom first): a fixed, fast validation set."""
+def validation_crops(paths: list[Path], size: int = 256, zoom: float = 1.0, grid: int = 1) -> torch.Tensor:
+    """grid x grid evenly spread crops of each held-out image (area-downscaled by zoom first).
+
+    grid 1 is the centre crop (the wallpaper slice's set since the first run); a larger grid
+    samples more of each photograph, so that a few held-out photos still give a steady figure.
+    """
     crops = []
     for p in paths:
         im = load_rgb(p)
@@ -90,9 +160,11 @@ def validation_crops(paths: list[Path], size: int = 256, zoom: float = 1.0) -> t
             im = F.interpolate(im[None].float(), scale_factor=zoom, mode="area")[0].round().to(torch.uint8)
         h, w = im.shape[1:]
         s = min(size, h, w) // 16 * 16
-        y, x = (h - s) // 2, (w - s) // 2
-        c = im[:, y : y + s, x : x + s].float() / 127.5 - 1
-        if s != size:
-            c = F.interpolate(c[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
-        crops.append(c)
+        for gy in range(grid):
+            for gx in range(grid):
+                y, x = (h - s) * (2 * gy + 1) // (2 * grid), (w - s) * (2 * gx + 1) // (2 * grid)
+                c = im[:, y : y + s, x : x + s].float() / 127.5 - 1
+                if s != size:
+                    c = F.interpolate(c[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+                crops.append(c)
     return torch.stack(crops)

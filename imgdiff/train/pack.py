@@ -8,27 +8,28 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import shutil
 from pathlib import Path
 
 from PIL import Image
 
-from .data import is_validation, list_images
+from .data import split_images
 
 
 def pack(src: Path, dst: Path, budget_mb: float, crop: int, seed: int = 0) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    paths = list_images(src)
-    train = [p for p in paths if not is_validation(p.name)]
+    train, held = split_images(src)
+    if (src / "manifest.tsv").is_file():  # the packed crops keep the folder's stratified split
+        shutil.copy(src / "manifest.tsv", dst / "manifest.tsv")
     used = 0
-    for p in paths:
-        if is_validation(p.name):
-            with Image.open(p) as im:
-                w, h = im.size
-                s = min(256, w, h)
-                c = im.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-                c.save(dst / f"{p.stem}__0.png")
-                used += (dst / f"{p.stem}__0.png").stat().st_size
+    for p in held:
+        with Image.open(p) as im:
+            w, h = im.size
+            s = min(256, w, h)
+            c = im.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+            c.save(dst / f"{p.stem}__0.png")
+            used += (dst / f"{p.stem}__0.png").stat().st_size
     ims = {p: Image.open(p).convert("RGB") for p in train}
     k = 0
     while used < budget_mb * 1e6:

@@ -26,15 +26,43 @@ from ..hub import sha256_file
 from ..models import build_denoiser
 from ..models.unet import UNetConfig
 from ..tasks import default_config, sigma_from_255
-from .data import ImageBank, is_validation, list_images, validation_crops
+from .data import ImageBank, split_images, validation_crops
 from .degrade import quantise
 from .objectives import degraded_condition, train_step
 
 
 @dataclass
+class DataSource:
+    """One training folder; `share` is its fraction of the crops (None: in proportion to its area)."""
+
+    folder: Path
+    share: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.folder.name or str(self.folder)
+
+
+def parse_data(spec: str | Path) -> DataSource:
+    """'photos@0.6' -> photos/ supplying 60 % of the training crops; 'photos' -> by area."""
+    text = str(spec)
+    folder, sep, share = text.rpartition("@")
+    if not sep or Path(text).exists():
+        return DataSource(Path(text))
+    try:
+        value = float(share)
+    except ValueError:
+        raise ValueError(f"--data {text!r}: expected FOLDER or FOLDER@SHARE with SHARE in (0, 1]") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"--data {text!r}: the share must be in (0, 1]")
+    return DataSource(Path(folder), value)
+
+
+@dataclass
 class TrainOptions:
     task: str
-    data: Path
+    data: Path | list[DataSource]  # several folders: validated on each, checkpoints chosen on `select`
+    out: Path
     out: Path
     run_dir: Path
     minutes: float = 60.0
@@ -55,6 +83,7 @@ class TrainOptions:
     net: dict | None = None  # network-shape overrides, e.g. {"unshuffle": 4}
     quiet: bool = False
     command: str = ""  # how this run was launched, recorded in the checkpoint
+    select: str = ""  # the data folder whose held-out slice chooses checkpoints (default: the last)
 
 
 def log(opts: TrainOptions, msg: str) -> None:
@@ -157,14 +186,45 @@ def _state_path(opts: TrainOptions) -> Path:
     return opts.run_dir / "state.safetensors"
 
 
+@dataclass
+class Split:
+    source: DataSource
+    train: list[Path]
+    val: list[Path]
+
+
+def split_sources(sources: list[DataSource]) -> list[Split]:
+    """Each folder's images split by file-name hash into training and held-out validation."""
+    splits = []
+    for src in sources:
+        split = Split(src, *split_images(src.folder))
+        if not split.train or not split.val:
+            n = len(split.train) + len(split.val)
+            raise SystemExit(f"{src.folder}: need images for both training and validation (found {n})")
+        splits.append(split)
+    if len({s.source.name for s in splits}) != len(splits):
+        raise SystemExit("--data: two folders share a name; their validation figures would collide")
+    return splits
+
+
+def describe_data(splits: list[Split], select: str) -> str:
+    """The model card's data line: folders, counts, mix and the slice checkpoints were chosen on."""
+    parts = [
+        f"{s.source.folder} ({len(s.train)} training images; {len(s.val)} held out"
+        + (f"; {s.source.share:.0%} of crops)" if s.source.share is not None else ")")
+        for s in splits
+    ]
+    return " + ".join(parts) + (f"; checkpoints chosen on the {select} slice" if len(splits) > 1 else "")
+
+
 def train(opts: TrainOptions) -> dict:
     torch.set_num_threads(opts.threads)
     dev = torch.device(opts.device)
-    paths = list_images(opts.data)
-    val_paths = [p for p in paths if is_validation(p.name)]
-    train_paths = [p for p in paths if not is_validation(p.name)]
-    if not train_paths or not val_paths:
-        raise SystemExit(f"{opts.data}: need images for both training and validation (found {len(paths)})")
+    sources = opts.data if isinstance(opts.data, list) else [DataSource(Path(opts.data))]
+    splits = split_sources(sources)
+    select = opts.select or splits[-1].source.name
+    if select not in {s.source.name for s in splits}:
+        raise SystemExit(f"--select {select}: not one of the --data folders")
 
     state: dict = {}
     if opts.resume and _state_path(opts).exists():
@@ -217,13 +277,26 @@ def train(opts: TrainOptions) -> dict:
             ngen.manual_seed(opts.seed + step)
         log(opts, f"resumed {opts.task} at step {step} (best {best})")
 
-    bank = ImageBank.from_paths(train_paths, dev, min_side=opts.crop)
+    bank = ImageBank.from_sources([(s.train, s.source.share) for s in splits], dev, min_side=opts.crop)
     # runs saved before the zoom key existed resume as they ran: generate zoomed 0.15-0.6, the rest not
     zoom = tuple(cfg.get("zoom", (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)))
     # runs whose recipe zooms out are judged on zoomed-out held-out crops too (older runs keep the
     # validation set their stored best score was measured on)
     val_zooms = (1.0, 0.5) if tuple(cfg.get("zoom", (1.0, 1.0))) != (1.0, 1.0) else (1.0,)
-    val = torch.cat([validation_crops(val_paths, zoom=z) for z in val_zooms]).to(dev)
+    # one folder: its centre crops, as every run before several folders; several: a 3x3 grid of crops
+    # per held-out image, so a slice of a few photographs still gives a steady figure
+    grid = 1 if len(splits) == 1 else 3
+    vals = {
+        s.source.name: torch.cat([validation_crops(s.val, zoom=z, grid=grid) for z in val_zooms]).to(dev)
+        for s in splits
+    }
+
+    def validate_all() -> dict:
+        if len(vals) == 1:
+            return validate(cfg, ema, next(iter(vals.values())))
+        figures: dict = {name: validate(cfg, ema, v) for name, v in vals.items()}
+        return {"score": figures[select]["score"], "select": select, **figures}
+
     if cfg["task"] == "generate":
         opts.crop = int(cfg.get("size", 64))
 
@@ -269,7 +342,7 @@ def train(opts: TrainOptions) -> dict:
         training = {
             "command": command,
             **({"earlier_commands": commands[:-1]} if len(commands) > 1 else {}),
-            "data": f"{opts.data} ({len(train_paths)} training images; {len(val_paths)} held out)",
+            "data": describe_data(splits, select),
             "steps": step,
             "batch": opts.batch,
             "crop": opts.crop,
@@ -280,6 +353,11 @@ def train(opts: TrainOptions) -> dict:
         save_checkpoint(opts.out, {k: v.detach().half().cpu() for k, v in ema.state_dict().items()}, out_cfg)
 
     budget_s = opts.minutes * 60
+    if opts.init and not state:  # where the fine-tune starts, on the same held-out crops
+        figures = validate_all()
+        writer.writerow([0, 0.0, "init", "", json.dumps(figures)])
+        logf.flush()
+        log(opts, f"{opts.task} init {opts.init} val {figures}")
     model.train()
     start_step = step
     while True:
@@ -302,7 +380,7 @@ def train(opts: TrainOptions) -> dict:
             running = val_loss if step == start_step + 1 else 0.8 * running + 0.2 * val_loss
         if step % opts.val_every == 0 or time.time() - last_val > 600:
             last_val = time.time()
-            figures = validate(cfg, ema, val)
+            figures = validate_all()
             writer.writerow(
                 [step, round((time.time() - t0) / 60, 2), f"{lr:.2e}", f"{running:.5f}", json.dumps(figures)]
             )
@@ -312,7 +390,7 @@ def train(opts: TrainOptions) -> dict:
                 best = figures["score"]
                 save_best(figures)
             save_state()
-    figures = validate(cfg, ema, val)
+    figures = validate_all()
     writer.writerow([step, round((time.time() - t0) / 60, 2), "end", f"{running:.5f}", json.dumps(figures)])
     logf.close()
     if figures["score"] > best or not opts.out.exists():
@@ -329,7 +407,8 @@ def train_main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", required=True)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=parse_data, action="append", required=True, help="FOLDER or FOLDER@SHARE; repeat")
+    ap.add_argument("--select", help="the --data folder whose held-out slice chooses checkpoints (default: the last)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--run-dir", type=Path)
     for name, typ in (
