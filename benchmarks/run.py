@@ -179,7 +179,8 @@ def load_photo_slice(photos: Path, limit: int | None) -> ImageSet | None:
     """
     if not photos.is_dir():
         return None
-    held = split_images(photos)[1][:limit]
+    all_held = split_images(photos)[1]
+    held = all_held[:limit]
     if not held:
         return None
     images = []
@@ -188,7 +189,7 @@ def load_photo_slice(photos: Path, limit: int | None) -> ImageSet | None:
         h, w = a.shape[:2]
         s = min(PHOTO_CROP, h, w) // 4 * 4
         images.append(np.ascontiguousarray(a[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]))
-    return ImageSet(PHOTO_SET, [p.stem + ".png" for p in held], images, len(split_images(photos)[1]))
+    return ImageSet(PHOTO_SET, [p.stem + ".png" for p in held], images, len(all_held))
 
 
 def megapixels(a: np.ndarray) -> float:

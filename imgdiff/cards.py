@@ -92,21 +92,24 @@ def total_compute(cfg: dict) -> tuple[float, float]:
 
     A fine-tune's own run records only its own compute, and each `init` entry only that run's.
     """
-    tr = cfg.get("training", {})
-    cpu, gpu = float(tr.get("cpu_hours", 0)), float(tr.get("gpu_minutes", 0))
-    init = cfg.get("init")
-    while init:
-        cpu, gpu = cpu + float(init.get("cpu_hours", 0)), gpu + float(init.get("gpu_minutes", 0))
-        init = init.get("init")
+    runs = [cfg.get("training", {}), *_ancestors(cfg.get("init"))]
+    cpu = sum(float(r.get("cpu_hours", 0)) for r in runs)
+    gpu = sum(float(r.get("gpu_minutes", 0)) for r in runs)
     return round(cpu, 2), round(gpu, 2)
 
 
-def _lineage_rows(init: dict | None) -> list[str]:
-    rows = []
+def _ancestors(init: dict | None) -> list[dict]:
+    """The chain of checkpoints a fine-tune started from, nearest first."""
+    chain = []
     while init:
-        rows.append(
-            f"| initialised from | `{init['file']}` (sha256 {init['sha256'][:12]}…): {init.get('steps', '?')} steps, "
-            f"{init.get('cpu_hours', 0)} CPU-hours, {init.get('gpu_minutes', 0)} GPU-minutes |"
-        )
+        chain.append(init)
         init = init.get("init")
-    return rows
+    return chain
+
+
+def _lineage_rows(init: dict | None) -> list[str]:
+    return [
+        f"| initialised from | `{a['file']}` (sha256 {a['sha256'][:12]}…): {a.get('steps', '?')} steps, "
+        f"{a.get('cpu_hours', 0)} CPU-hours, {a.get('gpu_minutes', 0)} GPU-minutes |"
+        for a in _ancestors(init)
+    ]

@@ -643,7 +643,8 @@ def train(
     """Train (or resume training) a checkpoint on folders of clean images."""
     from .device import resolve_device
     from .tasks import TRAIN_TASKS
-    from .train.trainer import TrainOptions, parse_data, parse_net
+    from .train.data import check_shares
+    from .train.trainer import TrainOptions, parse_data, parse_net, resolve_select
     from .train.trainer import train as run_training
 
     if task not in TRAIN_TASKS:
@@ -652,15 +653,13 @@ def train(
         resolve_device(device)
         net_overrides = parse_net(net)
         sources = [parse_data(d) for d in data]
+        check_shares([src.share for src in sources])
+        resolve_select(sources, select)
     except (ImgdiffError, ValueError) as e:
         fail_usage(str(e))
     for src in sources:
         if not src.folder.is_dir():
             fail_usage(f"--data {src.folder}: not a folder")
-    if sum(src.share or 0 for src in sources) > 1:
-        fail_usage("--data: the shares add up to more than 1")
-    if select and select not in {src.name for src in sources}:
-        fail_usage(f"--select {select}: not the name of a --data folder")
     opts = TrainOptions(
         task=task,
         data=sources,

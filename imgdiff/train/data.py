@@ -69,7 +69,16 @@ def split_images(folder: Path) -> tuple[list[Path], list[Path]]:
             return _stem(p.name) in listed[0]
         return is_validation(p.name)
 
-    return [p for p in paths if not held(p)], [p for p in paths if held(p)]
+    flags = [held(p) for p in paths]
+    return [p for p, f in zip(paths, flags, strict=True) if not f], [p for p, f in zip(paths, flags, strict=True) if f]
+
+
+def check_shares(shares: list[float | None]) -> float:
+    """The sum of the fixed shares of the crops; more than 1 cannot be honoured."""
+    fixed = sum(share for share in shares if share is not None)
+    if fixed > 1 + 1e-9:
+        raise ValueError(f"--data shares add up to {fixed:g}; they may not add up to more than 1")
+    return fixed
 
 
 def list_images(root: Path) -> list[Path]:
@@ -105,11 +114,9 @@ class ImageBank:
         Folders without a share split what the others leave (1 - their shares) in proportion to area,
         so a few small photographs can be given as much of the training as 2048-px wallpapers.
         """
+        fixed = check_shares([share for _, share in sources])
         images = [[load_rgb(p).to(device) for p in paths] for paths, _ in sources]
         areas = [sum(im.shape[1] * im.shape[2] for im in ims if min(im.shape[1:]) >= min_side) for ims in images]
-        fixed = sum(share for (_, share) in sources if share is not None)
-        if fixed > 1 + 1e-9:
-            raise ValueError(f"--data shares add up to {fixed:g}, more than 1")
         free = sum(a for (_, share), a in zip(sources, areas, strict=True) if share is None)
         weights = []
         for (_, share), ims, area in zip(sources, images, areas, strict=True):

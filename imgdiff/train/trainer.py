@@ -26,7 +26,7 @@ from ..hub import sha256_file
 from ..models import build_denoiser
 from ..models.unet import UNetConfig
 from ..tasks import default_config, sigma_from_255
-from .data import ImageBank, split_images, validation_crops
+from .data import ImageBank, check_shares, split_images, validation_crops
 from .degrade import quantise
 from .objectives import degraded_condition, train_step
 
@@ -58,11 +58,18 @@ def parse_data(spec: str | Path) -> DataSource:
     return DataSource(Path(folder), value)
 
 
+def resolve_select(sources: list[DataSource], select: str) -> str:
+    """The folder whose held-out slice chooses checkpoints: the one named, else the last."""
+    names = [src.name for src in sources]
+    if select and select not in names:
+        raise ValueError(f"--select {select}: not the name of a --data folder ({', '.join(names)})")
+    return select or names[-1]
+
+
 @dataclass
 class TrainOptions:
     task: str
     data: Path | list[DataSource]  # several folders: validated on each, checkpoints chosen on `select`
-    out: Path
     out: Path
     run_dir: Path
     minutes: float = 60.0
@@ -221,10 +228,12 @@ def train(opts: TrainOptions) -> dict:
     torch.set_num_threads(opts.threads)
     dev = torch.device(opts.device)
     sources = opts.data if isinstance(opts.data, list) else [DataSource(Path(opts.data))]
+    try:
+        check_shares([src.share for src in sources])
+        select = resolve_select(sources, opts.select)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     splits = split_sources(sources)
-    select = opts.select or splits[-1].source.name
-    if select not in {s.source.name for s in splits}:
-        raise SystemExit(f"--select {select}: not one of the --data folders")
 
     state: dict = {}
     if opts.resume and _state_path(opts).exists():
