@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageCms
 
 from imgdiff.errors import ImageError
-from imgdiff.io import read_image
+from imgdiff.io import ImageData, encode_image, read_image
 
 
 def _seed_files() -> list[bytes]:
@@ -32,6 +33,49 @@ def _seed_files() -> list[bytes]:
         b = io.BytesIO()
         im.save(b, format=fmt)
         out.append(b.getvalue())
+    return out + _tiff_seeds(a)
+
+
+def _tiff_seeds(a: np.ndarray) -> list[bytes]:
+    """TIFFs with unusual layouts and tags, so mutations reach the TIFF tag parsing and the OpenCV fallback.
+
+    (Pillow's libtiff writer cannot add an Exif sub-IFD, so the seeds with EXIF are uncompressed.)"""
+    exif = Image.Exif()
+    exif.update({0x010F: "fuzz-cam", 0x0112: 6, 0x013B: "artist", 0x8298: "(c)"})
+    exif[0x8769] = {0x9003: "2024:01:02 03:04:05", 0x829A: 0.01}
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    grey16 = a[..., 0].astype(np.uint16) * 257
+    rgb = Image.fromarray(a)
+    images = [
+        (rgb.convert("P"), {"compression": "tiff_lzw"}),
+        (rgb.convert("PA"), {}),
+        (rgb.convert("LA"), {"compression": "tiff_deflate"}),
+        (rgb.convert("CMYK"), {"exif": exif.tobytes()}),
+        (Image.fromarray(grey16), {"exif": exif.tobytes()}),
+        (Image.fromarray(grey16.astype(np.int32) * 3), {}),  # I: signed 32-bit
+        (Image.fromarray(a[..., 0].astype(np.float32) / 200), {}),  # F, values past 1
+        (rgb, {"exif": exif.tobytes(), "icc_profile": icc}),
+        (rgb, {"compression": "jpeg"}),
+    ]
+    out = []
+    for im, kw in images:
+        b = io.BytesIO()
+        im.save(b, format="TIFF", **kw)
+        out.append(b.getvalue())
+    floats = (a.astype(np.float32) / 200, np.dstack([a, a[..., :1]]).astype(np.float32) / 255)  # float RGB(A)
+    sixteen = np.dstack([a, a[..., :1]]).astype(np.uint16) * 257  # 16-bit RGBA
+    for arr in (*floats, sixteen):
+        ok, buf = cv2.imencode(".tif", arr)
+        out.append(buf.tobytes())
+    # imgdiff's own TIFF writer: 16-bit grey + alpha (as RGBA) with EXIF and ICC
+    img = ImageData(
+        pixels=grey16[..., None] / 65535,
+        alpha=a[..., 1] / 255,
+        bit_depth=16,
+        exif=exif.tobytes(),
+        icc=icc[:16] + b"GRAY" + icc[20:],
+    )
+    out.append(encode_image(img, "TIFF"))
     return out
 
 
