@@ -2,13 +2,16 @@
 
 Inputs are files, folders, globs or '-' (stdin). Outputs go next to the input with a suffix,
 into `-o DIR` keeping relative paths, to `-o FILE` for a single input, or to stdout with `-o -`.
-An output is never the input, and never replaces an existing file without --overwrite.
+An output is never an input of the same command (not the image, not a style image), never
+replaces an existing file without --overwrite, and a rerun over a folder does not take the
+command's own earlier outputs as new inputs.
 """
 
 from __future__ import annotations
 
-import glob
+import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from .errors import ImgdiffError
 from .io import FORMATS, INPUT_EXTS
 
 GLOB_CHARS = set("*?[")
+# extensions of image formats people may type after -o that we cannot write: an error, not a folder
+UNWRITABLE_IMAGE_EXTS = {".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".tga", ".ppm", ".pgm", ".psd"}
 
 
 @dataclass
@@ -25,13 +30,26 @@ class Job:
     label: str
     output: Path | None = None  # None: stdout
     error: str | None = None  # set when the input itself is unusable (missing, no match)
+    expanded: bool = False  # found by a folder walk or a glob, not named by the user
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], bool]:
-    """Jobs in a stable order, and whether the invocation names several images."""
+    """Jobs in a stable order, and whether the invocation names several images.
+
+    Folders and globs never descend into symlinked folders (a link to `..` would repeat the
+    tree), and a file reached twice (two specs, or a link) is one job."""
     jobs: list[Job] = []
     many = len(inputs) > 1
     stdin_seen = False
+    seen: set[Path] = set()
+
+    def add(found: list[Path], base: Path) -> None:
+        for q in found:
+            key = q.resolve()
+            if key not in seen:
+                seen.add(key)
+                jobs.append(Job(q, base, str(q), expanded=True))
+
     for spec in inputs:
         if spec == "-":
             if stdin_seen:
@@ -42,39 +60,134 @@ def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], bool]:
         p = Path(spec)
         if p.is_dir():
             many = True
-            walker = p.rglob("*") if recursive else p.glob("*")
-            found = sorted(
-                q for q in walker if q.is_file() and q.suffix.lower() in INPUT_EXTS and not q.name.startswith(".")
-            )
-            jobs.extend(Job(q, p, str(q)) for q in found)
+            add(_files_under(p, "**/*" if recursive else "*", INPUT_EXTS), p)
         elif p.exists() or not (GLOB_CHARS & set(spec)):
+            if p.exists():
+                seen.add(p.resolve())
             jobs.append(Job(p, None, spec, error=None if p.exists() else f"{spec}: no such file"))
         else:
             many = True
-            matches = sorted(Path(m) for m in glob.glob(spec, recursive=recursive) if Path(m).is_file())
+            root, pattern = split_glob(spec, recursive)
+            matches = _files_under(root, pattern) if root.is_dir() else []
             if not matches:
                 jobs.append(Job(None, None, spec, error=f"{spec}: no file matches this pattern"))
-            root = _glob_root(spec)
-            jobs.extend(Job(m, root, str(m)) for m in matches)
+            add(matches, root)
     return jobs, many or len(jobs) > 1
 
 
-def _glob_root(pattern: str) -> Path:
+def _files_under(root: Path, pattern: str, exts: tuple[str, ...] | None = None) -> list[Path]:
+    """Visible files under root matching pattern. pathlib's `**` does not follow symlinked
+    folders, where glob.glob's does (a loop multiplied a batch of 3 images into 122 outputs)."""
+    try:
+        found = [
+            q
+            for q in root.glob(pattern)
+            if q.is_file()
+            and (exts is None or q.suffix.lower() in exts)
+            and not any(part.startswith(".") for part in q.relative_to(root).parts)
+        ]
+    except OSError as e:
+        raise ImgdiffError(f"{root}: cannot list ({e.strerror or e})") from None
+    return sorted(found)
+
+
+def split_glob(pattern: str, recursive: bool) -> tuple[Path, str]:
+    """'scans/**/*.tif' -> (scans, '**/*.tif'); without --recursive `**` matches one level, as in glob."""
     parts = Path(pattern).parts
-    fixed = [part for part in parts[: next((i for i, s in enumerate(parts) if GLOB_CHARS & set(s)), len(parts))]]
-    return Path(*fixed) if fixed else Path(".")
+    k = next((i for i, s in enumerate(parts) if GLOB_CHARS & set(s)), len(parts))
+    rest = ["*" if part == "**" and not recursive else part for part in parts[k:]]
+    return (Path(*parts[:k]) if k else Path(".")), str(Path(*rest))
+
+
+def png_task(path: Path) -> str | None:
+    """The task in a PNG's `imgdiff` provenance chunk; reads only the chunks before the pixels."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            for _ in range(64):
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                n, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind in (b"IDAT", b"IEND") or n > 1 << 20:
+                    return None
+                body = f.read(n)
+                f.seek(4, os.SEEK_CUR)
+                if kind == b"tEXt" and body.startswith(b"imgdiff\x00"):
+                    record = json.loads(body[8:].decode("latin-1"))
+                    return record.get("task") if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def own_output_reason(job: Job, task: str, suffix: str, out_dir: Path | None) -> str | None:
+    """Why the job's input looks like an output of this same command, or None: it lies in an output
+    folder nested under the folder it was found in, its name ends with the suffix this run adds,
+    or its provenance chunk names this task."""
+    assert job.source is not None
+    path, root = job.source.resolve(), (job.base or job.source.parent).resolve()
+    if out_dir is not None:
+        target = out_dir.resolve()
+        if path.is_relative_to(target) and not root.is_relative_to(target):
+            return f"it is inside the output folder {out_dir}"
+    if suffix and job.source.stem.endswith(suffix):
+        return f"its name ends with {suffix!r}, the suffix this command adds"
+    if job.source.suffix.lower() == ".png" and png_task(job.source) == task:
+        return f"it is an imgdiff {task} output (provenance chunk)"
+    return None
+
+
+def drop_own_outputs(jobs: list[Job], task: str, suffix: str, out_dir: Path | None) -> list[tuple[Job, str]]:
+    """Remove the jobs whose input is an output of this command; returns them with the reason.
+
+    Applies to files found by a folder walk or a glob, and to named files when several are named
+    (a shell glob); a single named file is always processed: naming it alone is the way to say so."""
+    named = [j for j in jobs if j.source is not None and not j.expanded]
+    dropped = []
+    for job in list(jobs):
+        if job.source is None or job.error or not (job.expanded or len(named) > 1):
+            continue
+        reason = own_output_reason(job, task, suffix, out_dir)
+        if reason:
+            jobs.remove(job)
+            dropped.append((job, reason))
+    return dropped
+
+
+def output_dir(output: str | None, many: bool) -> Path | None:
+    """The folder -o names, or None when -o is absent, '-', or a single file."""
+    if not output or output == "-":
+        return None
+    out = Path(output)
+    if out.is_dir() or output.endswith(os.sep):
+        return out
+    ext = out.suffix.lower()
+    if ext in UNWRITABLE_IMAGE_EXTS:
+        raise ImgdiffError(f"-o {output}: cannot write {ext} images; use one of {', '.join(FORMATS)}")
+    if ext in FORMATS:
+        if many:
+            raise ImgdiffError(f"-o {output} names one file but several images are given; -o takes a folder here")
+        return None
+    return out
 
 
 def plan_outputs(
-    jobs: list[Job], many: bool, output: str | None, suffix: str | None, default_suffix: str, ext: str | None = None
+    jobs: list[Job],
+    many: bool,
+    output: str | None,
+    suffix: str | None,
+    default_suffix: str,
+    ext: str | None = None,
+    protected: tuple[Path, ...] = (),
 ) -> None:
-    """Fill in job.output. `ext` forces an output extension (e.g. '.png')."""
+    """Fill in job.output. `ext` forces an output extension (e.g. '.png'); `protected` are the
+    command's other inputs (a style image), which no output may replace."""
     if output == "-" and many:
         raise ImgdiffError("-o - (stdout) takes a single input")
     out = Path(output) if output and output != "-" else None
-    dir_mode = out is not None and (
-        many or out.is_dir() or output.endswith(os.sep) or out.suffix.lower() not in FORMATS
-    )
+    out_dir = output_dir(output, many)
     for job in jobs:
         if job.error:
             continue
@@ -85,7 +198,7 @@ def plan_outputs(
         elif out is None:
             assert job.source is not None
             job.output = job.source.with_name(f"{job.source.stem}{suffix or default_suffix}{new_ext}")
-        elif dir_mode:
+        elif out_dir is not None:
             rel = (
                 Path("stdin.png")
                 if job.source is None
@@ -95,17 +208,53 @@ def plan_outputs(
                     else Path(job.source.name)
                 )
             )
-            job.output = out / rel.parent / f"{rel.stem}{suffix or ''}{new_ext}"
+            job.output = out_dir / rel.parent / f"{rel.stem}{suffix or ''}{new_ext}"
         else:
             job.output = out
+    inputs = {j.source.resolve(): j.label for j in jobs if j.source is not None}
+    inputs.update({p.resolve(): str(p) for p in protected})
     seen: dict[Path, str] = {}
     for job in jobs:
         if job.output is None or job.error:
             continue
         key = job.output.resolve()
-        if job.source is not None and key == job.source.resolve():
-            job.error = f"{job.label}: output would overwrite the input; give -o or --suffix"
+        if key in inputs:
+            what = "the input" if job.source is not None and key == job.source.resolve() else inputs[key]
+            job.error = f"{job.label}: output {job.output} would overwrite {what}; give -o or --suffix"
         elif key in seen:
             job.error = f"{job.label}: output {job.output} is also the output of {seen[key]}"
         else:
             seen[key] = job.label
+
+
+def check_not_an_input(path: Path, jobs: list[Job], protected: tuple[Path, ...] = (), option: str = "-o") -> None:
+    """Refuse an extra output (e.g. --save-style) that names one of the command's inputs."""
+    key = path.resolve()
+    for p in [j.source for j in jobs if j.source is not None] + list(protected):
+        if p.resolve() == key:
+            raise ImgdiffError(f"{option} {path} would overwrite the input {p}")
+
+
+STALE_TEMP_SECONDS = 15 * 60  # a temp lives for one write (seconds); older ones were left by a killed run
+
+
+def clean_stale_temps(folders: set[Path]) -> list[Path]:
+    """Remove imgdiff temp files that a SIGKILLed run left in the output folders (only ours, only old)."""
+    from .io import is_temp_name
+
+    removed = []
+    now = time.time()
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+                        os.unlink(entry.path)
+                        removed.append(Path(entry.path))
+            except OSError:
+                continue
+    return removed

@@ -39,23 +39,45 @@ def read_header(path: Path | str) -> dict:
         raise CheckpointError(f"{path}: corrupt safetensors header") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: corrupt safetensors header")
+    meta = header.get("__metadata__")
+    if meta is not None and not (isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())):
+        raise CheckpointError(f"{path}: corrupt safetensors header (__metadata__ is not a map of strings)")
     end = 0
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        try:
-            lo, hi = info["data_offsets"]
-            want = DTYPE_BYTES[info["dtype"]]
-            for d in info["shape"]:
-                want *= int(d)
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry") from None
-        if hi - lo != want or lo < 0:
+        want = _tensor_bytes(info)
+        if want is None:
+            raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry")
+        lo, hi = info["data_offsets"]
+        if hi - lo != want:
             raise CheckpointError(f"{path}: tensor {name!r} size does not match its shape")
         end = max(end, hi)
     if 8 + n + end > size:
         raise CheckpointError(f"{path}: truncated (tensors end past the end of the file)")
     return header
+
+
+def _is_count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _tensor_bytes(info: object) -> int | None:
+    """Bytes a header entry's dtype and shape need, or None if any field has the wrong JSON type
+    (offsets as strings, a shape of floats, a dtype that is a list...)."""
+    if not isinstance(info, dict):
+        return None
+    offsets, dtype, shape = info.get("data_offsets"), info.get("dtype"), info.get("shape")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(v) for v in offsets)):
+        return None
+    if offsets[0] > offsets[1] or not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        return None
+    if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
+        return None
+    want = DTYPE_BYTES[dtype]
+    for d in shape:
+        want *= d
+    return want
 
 
 def read_config(path: Path, header: dict | None = None) -> dict:
@@ -65,6 +87,8 @@ def read_config(path: Path, header: dict | None = None) -> dict:
         cfg = json.loads(meta["imgdiff"])
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(f"{path}: not an imgdiff checkpoint (no config in its metadata)") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: not an imgdiff checkpoint (its config is not a JSON object)")
     if cfg.get("format") != FORMAT:
         raise CheckpointError(f"{path}: unsupported checkpoint format {cfg.get('format')!r}")
     return cfg
@@ -86,5 +110,8 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], config: dict, 
     meta = {"imgdiff": json.dumps({"format": FORMAT, **config}, sort_keys=True)}
     meta.update(extra or {})
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-    tmp.replace(path)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (full disk) leaves nothing behind

@@ -7,6 +7,7 @@ Every image command shares one set of options (added by `image_command`) and one
 import functools
 import inspect
 import json
+import math
 import os
 import signal
 import sys
@@ -17,30 +18,64 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer import _click as click  # Typer vendors its own click: its exceptions are these
+from typer.core import TyperGroup
 
 from . import __version__
-from .batch import Job, expand_inputs, plan_outputs
-from .defaults import DENOISE_ENSEMBLE
+from .batch import (
+    Job,
+    check_not_an_input,
+    clean_stale_temps,
+    drop_own_outputs,
+    expand_inputs,
+    output_dir,
+    plan_outputs,
+)
+from .defaults import DEFAULT_TILE, DENOISE_ENSEMBLE
 from .errors import ImgdiffError
 from .io import (
     DEFAULT_MAX_PIXELS,
-    FORMATS,
     ImageData,
+    describe_pixels,
     encode_image,
+    lost_on_write,
     output_format,
     read_image,
+    stdout_is_terminal,
     write_atomic,
     write_stdout,
 )
-from .report import Reporter
+from .report import Reporter, silence_stdout
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors as one `imgdiff: error:` line on stderr and exit 2, like the errors the
+    commands report themselves (Typer's default is a boxed panel of five lines)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:
+            print(e.format_message(), file=sys.stderr)
+            sys.exit(2)
+        except click.ClickException as e:
+            where = f" (see {e.ctx.command_path} --help)" if getattr(e, "ctx", None) else ""
+            print(f"imgdiff: error: {e.format_message()}{where}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            print("imgdiff: aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Restore and create images with conditional diffusion models.",
 )
-models_app = typer.Typer(no_args_is_help=True, help="List, inspect and verify checkpoints.")
+models_app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, help="List, inspect and verify checkpoints.")
 app.add_typer(models_app, name="models")
 
 
@@ -72,6 +107,27 @@ def _opt(*names: str, help: str, **kw):
     return typer.Option(*names, help=help, **kw)
 
 
+SEED_MAX = 2**32 - 1  # the noise seeds are derived as seed * 1_000_003 + step, which must fit in 64 bits
+
+
+def finite(value: Optional[float]) -> Optional[float]:
+    """Option callback: NaN and infinities pass Click's range checks (every comparison is false)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value}: expected a finite number")
+    return value
+
+
+def thread_limit() -> int:
+    """More threads than this only oversubscribes; OpenMP crashes outright near 100,000."""
+    return max(64, 8 * (os.cpu_count() or 1))
+
+
+def check_threads(value: Optional[int]) -> Optional[int]:
+    if value is not None and value > thread_limit():
+        raise typer.BadParameter(f"{value}: at most {thread_limit()} on this machine ({os.cpu_count()} cores)")
+    return value
+
+
 COMMON_PARAMS = [
     ("output", Annotated[Optional[str], _opt("-o", "--output", help="Output file, folder, or - for stdout.")], None),
     (
@@ -87,7 +143,7 @@ COMMON_PARAMS = [
         Annotated[Optional[int], _opt("--steps", min=1, max=1000, help="Sampling steps (1 = maximum fidelity).")],
         None,
     ),
-    ("seed", Annotated[int, _opt("--seed", help="Seed of the sampling noise.")], 0),
+    ("seed", Annotated[int, _opt("--seed", min=0, max=SEED_MAX, help="Seed of the sampling noise.")], 0),
     ("device", Annotated[str, _opt("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
     (
         "precision",
@@ -98,11 +154,11 @@ COMMON_PARAMS = [
         "tile",
         Annotated[
             Optional[int],
-            _opt("--tile", min=0, help="Tile size in pixels (0 = whole image; default from free memory)."),
+            _opt("--tile", min=0, max=65536, help=f"Tile size in pixels (0 = whole image; default {DEFAULT_TILE})."),
         ],
         None,
     ),
-    ("tile_overlap", Annotated[int, _opt("--tile-overlap", min=0, help="Overlap between tiles.")], 32),
+    ("tile_overlap", Annotated[int, _opt("--tile-overlap", min=0, max=4096, help="Overlap between tiles.")], 32),
     (
         "model",
         Annotated[Optional[str], _opt("--model", help="Shipped name, .safetensors path or hf://org/repo/file.")],
@@ -112,12 +168,17 @@ COMMON_PARAMS = [
     ("quiet", Annotated[bool, _opt("--quiet", "-q", help="Only errors on stderr.")], False),
     (
         "threads",
-        Annotated[Optional[int], _opt("--threads", min=1, help="CPU threads (default: all available cores).")],
+        Annotated[
+            Optional[int],
+            _opt("--threads", min=1, callback=check_threads, help="CPU threads (default: all available cores)."),
+        ],
         None,
     ),
     (
         "max_pixels",
-        Annotated[int, _opt("--max-pixels", min=1, help="Refuse larger images (decompression-bomb guard).")],
+        Annotated[
+            int, _opt("--max-pixels", min=1, max=10**12, help="Refuse larger images (decompression-bomb guard).")
+        ],
         DEFAULT_MAX_PIXELS,
     ),
 ]
@@ -180,10 +241,14 @@ def setup_runtime(common: Common, ensemble: int = 1):
 
 
 def load_model(spec: str, task: str, rt, rep: Reporter):
+    """A name that is neither shipped nor a file is a usage error (2); a file that will not load, 1."""
+    from .errors import UnknownModel
     from .hub import load
 
     try:
         return load(spec, task, rt.device)
+    except UnknownModel as e:
+        fail_usage(f"--model {e}")
     except ImgdiffError as e:
         rep.error(str(e))
         raise typer.Exit(1) from None
@@ -202,6 +267,8 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
         "device": rt.device.type,
         "precision": precision_name(rt.dtype),
         "ensemble": rt.ensemble,
+        "tile": rt.tile,
+        "tile_overlap": rt.overlap,
         "imgdiff": __version__,
         **params,
     }
@@ -223,32 +290,73 @@ def run_batch(
     process: Callable[[ImageData, Reporter], tuple[ImageData, dict, dict]],
     rep: Reporter,
     output_ext: Optional[str] = None,
+    protected: tuple[Path, ...] = (),
 ) -> int:
     """Process every input; returns the exit code (0 all done, 1 some failed)."""
+    jobs = plan_batch(inputs, common, task, default_suffix, rep, output_ext, protected)
+    return run_jobs(jobs, common, task, process, rep)
+
+
+def plan_batch(
+    inputs: list[str],
+    common: Common,
+    task: str,
+    default_suffix: str,
+    rep: Reporter,
+    output_ext: Optional[str] = None,
+    protected: tuple[Path, ...] = (),
+) -> list[Job]:
+    """Inputs to jobs with their outputs, every usage error raised before any model runs."""
     if common.overwrite and common.skip_existing:
         fail_usage("--overwrite and --skip-existing exclude each other")
-    if common.json and common.output == "-":
-        fail_usage("--json and -o - both want stdout; pick one")
     try:
         jobs, many = expand_inputs(inputs, common.recursive)
-        plan_outputs(jobs, many, common.output, common.suffix, default_suffix, output_ext)
+        suffix = (common.suffix or default_suffix) if common.output is None else (common.suffix or "")
+        dropped = drop_own_outputs(jobs, task, suffix, output_dir(common.output, many))
+        plan_outputs(jobs, many, common.output, common.suffix, default_suffix, output_ext, protected)
     except ImgdiffError as e:
         fail_usage(str(e))
+    for job, reason in dropped:
+        (rep.info if job.expanded else rep.warn)(f"{job.label}: skipped, {reason} (name it alone to process it)")
+    check_stdout(jobs, common)
+    if not any(needs_work(job, common) for job in jobs):
+        finish(run_jobs(jobs, common, task, None, rep))  # every job fails or is skipped: load no model
+    return jobs
+
+
+def needs_work(job: Job, common: Common) -> bool:
+    """Whether run_job would get as far as the model for this job."""
+    if job.error:
+        return False
+    out = job.output
+    return out is None or common.overwrite or not (out.exists() or out.is_symlink())
+
+
+def check_stdout(jobs: list[Job], common: Common) -> None:
+    """Image bytes and JSON lines cannot share stdout, and image bytes do not go to a terminal."""
+    to_stdout = any(j.output is None and not j.error for j in jobs)
+    if to_stdout and common.json:
+        fail_usage("--json and an image on stdout (-o -, or stdin without -o) both want stdout; give -o FILE")
+    if to_stdout and stdout_is_terminal():
+        fail_usage("not writing image bytes to a terminal; redirect stdout or give -o FILE")
+
+
+def run_jobs(jobs: list[Job], common: Common, task: str, process, rep: Reporter, read=None) -> int:
     failed = 0
+    clean_stale_temps({j.output.parent for j in jobs if j.output is not None})
     with rep.files(len(jobs), task):
         for job in jobs:
-            ok = run_job(job, common, task, process, rep)
+            ok = run_job(job, common, task, process, rep, read)
             failed += not ok
             rep.advance_file()
     if failed and len(jobs) > 1:
         rep.warn(f"{failed} of {len(jobs)} inputs failed")
-    return 1 if failed else 0
+    return 1 if failed or rep.stdout_lost else 0
 
 
-def run_job(
-    job: Job, common: Common, task: str, process, rep: Reporter, read: Optional[Callable[[], ImageData]] = None
-) -> bool:
-    """One input to one output; every failure is one stderr line and a False return."""
+def run_job(job: Job, common: Common, task: str, process, rep: Reporter, read=None) -> bool:
+    """One input to one output; every failure is one stderr line and a False return.
+    `read(job)` replaces decoding the input (generate has none)."""
     record = {"input": job.label, "output": "-" if job.output is None else str(job.output), "task": task}
     t0 = time.time()
 
@@ -271,30 +379,33 @@ def run_job(
             return failed(f"{job.label}: {out} is a directory")
     try:
         fmt = "PNG" if out is None else output_format(out)
+        if out is not None:
+            _ensure_parent(out, common)  # before the model runs: a bad target costs nothing
         if read is not None:
-            img = read()
+            img = read(job)
         else:
             src = sys.stdin.buffer.read() if job.source is None else job.source
             img = read_image(src, name=job.label, max_pixels=common.max_pixels)
-        for w in img.warnings if img is not None else []:
-            rep.warn(w)
+            for w in img.warnings:
+                rep.warn(w)
         result, meta, extra = process(img, rep)
+        for w in lost_on_write(result, fmt):
+            rep.warn(f"{job.label} -> {record['output']}: {w}")
         data = encode_image(result, fmt, meta)
         if out is None:
             write_stdout(data)
         else:
-            _ensure_parent(out, common)
             write_atomic(out, data, overwrite=common.overwrite)
     except ImgdiffError as e:
         return failed(str(e))
     except FileExistsError:
         return failed(f"{job.label}: {out} appeared meanwhile; not replaced (use --overwrite)")
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return failed(f"{job.label}: stdout was closed before the image was written")
     except OSError as e:
         if out is None:
-            _silence_stdout()  # or the interpreter's final flush fails again, with a traceback
+            silence_stdout()  # or the interpreter's final flush fails again, with a traceback
         target = "stdout" if out is None else out
         return failed(f"{job.label}: cannot write {target}: {e.strerror or e}")
     except MemoryError:
@@ -326,14 +437,6 @@ def _ensure_parent(out: Path, common: Common) -> None:
     raise ImgdiffError(f"folder {parent} does not exist")
 
 
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass
-
-
 def finish(code: int) -> None:
     raise typer.Exit(code)
 
@@ -357,9 +460,23 @@ def load_restore(spec: Optional[str], scale: int, degradation: str, rt, rep: Rep
     model = load_model(spec or restore_model_name(scale, degradation), "restore", rt, rep)
     got = (int(model.config.get("scale", 0)), model.config.get("degradation", "bicubic"))
     if got != (scale, degradation):
-        rep.error(f"{model.name}: a model for x{got[0]} {got[1]} inputs cannot do x{scale} {degradation}")
-        finish(1)
+        fail_usage(f"--model {model.name}: a model for x{got[0]} {got[1]} inputs cannot do x{scale} {degradation}")
     return model
+
+
+def parse_sigma(sigma: str, mode: str) -> Optional[float]:
+    """--sigma: None for auto, else a finite level >= 0 (the model's upper limit is checked once loaded)."""
+    if sigma == "auto":
+        return None
+    if mode == "real":
+        fail_usage("--sigma applies to --mode gaussian; --mode real is blind")
+    try:
+        value = float(sigma)
+    except ValueError:
+        fail_usage(f"--sigma {sigma}: expected a number or auto")
+    if not math.isfinite(value) or not 0 <= value <= 255:
+        fail_usage(f"--sigma {sigma}: expected a level in 0..255 or auto")
+    return value
 
 
 @app.command()
@@ -380,14 +497,9 @@ def denoise(
     rep = Reporter(common.quiet, common.json)
     if mode not in ("gaussian", "real"):
         fail_usage(f"--mode {mode}: expected gaussian or real")
-    if sigma != "auto":
-        if mode == "real":
-            fail_usage("--sigma applies to --mode gaussian; --mode real is blind")
-        try:
-            fixed = float(sigma)
-        except ValueError:
-            fail_usage(f"--sigma {sigma}: expected a number or auto")
+    fixed = parse_sigma(sigma, mode)
     rt = setup_runtime(common, ensemble)
+    jobs = plan_batch(inputs, common, "denoise", ".denoised", rep)
     steps = common.steps or 1
     if mode == "real":
         model = load_restore(common.model, 1, "real", rt, rep)
@@ -396,12 +508,15 @@ def denoise(
             out = restore_image(img, model, rt, steps, common.seed, rep.step)
             return out, metadata("denoise", model, rt, common, steps, mode="real"), {"mode": "real", "steps": steps}
 
-        finish(run_batch(inputs, common, "denoise", ".denoised", process, rep))
+        finish(run_jobs(jobs, common, "denoise", process, rep))
     model = load_model(common.model or "denoise", "denoise", rt, rep)
+    limit = model.config["sigma_max"] * 127.5
+    if fixed is not None and fixed > limit + 1e-6:
+        fail_usage(f"--sigma {sigma}: outside the range of {model.name}, 0..{limit:.0f}")
 
     def process(img, rep):
-        s = resolve_sigma(img, None if sigma == "auto" else fixed, model)
-        if sigma == "auto" and s < 1:
+        s = resolve_sigma(img, fixed, model)
+        if fixed is None and s < 1:
             rep.warn(
                 f"estimated white-noise level is {s:.1f}: nothing to remove; for camera or JPEG noise use --mode real"
             )
@@ -409,13 +524,10 @@ def denoise(
         return (
             out,
             metadata("denoise", model, rt, common, steps, sigma=round(s, 3), sigma_mode=sigma),
-            {
-                "sigma": round(s, 2),
-                "steps": steps,
-            },
+            {"sigma": round(s, 2), "steps": steps},
         )
 
-    finish(run_batch(inputs, common, "denoise", ".denoised", process, rep))
+    finish(run_jobs(jobs, common, "denoise", process, rep))
 
 
 @app.command()
@@ -442,6 +554,7 @@ def upscale(
         fail_usage(f"--mode {mode}: expected bicubic or real")
     rep = Reporter(common.quiet, common.json)
     rt = setup_runtime(common, ensemble)
+    jobs = plan_batch(inputs, common, "upscale", f".x{scale}", rep)
     model = load_restore(common.model, scale, mode, rt, rep)
     steps = common.steps or 1
 
@@ -453,7 +566,7 @@ def upscale(
             {"scale": scale, "steps": steps},
         )
 
-    finish(run_batch(inputs, common, "upscale", f".x{scale}", process, rep))
+    finish(run_jobs(jobs, common, "upscale", process, rep))
 
 
 @app.command()
@@ -461,9 +574,13 @@ def upscale(
 def stylize(
     inputs: InputsArg,
     style: Annotated[Path, typer.Option(help="Style image (or a style .safetensors saved with --save-style).")],
-    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="0 keeps the content, 1 replaces it.")] = 0.45,
+    strength: Annotated[
+        float, typer.Option(min=0.0, max=1.0, callback=finite, help="0 keeps the content, 1 replaces it.")
+    ] = 0.45,
     save_style: Annotated[Optional[Path], typer.Option(help="Also save the learnt style model here.")] = None,
-    style_steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps when learning a new style.")] = 300,
+    style_steps: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Fine-tuning steps when learning a new style.")
+    ] = 300,
     common: Common = None,
 ) -> None:
     """Repaint images in the colours and textures of a style image."""
@@ -472,6 +589,16 @@ def stylize(
 
     rep = Reporter(common.quiet, common.json)
     rt = setup_runtime(common)
+    jobs = plan_batch(inputs, common, "stylize", ".stylized", rep, protected=(style,))
+    if save_style is not None:
+        if save_style.suffix != ".safetensors":
+            fail_usage(f"--save-style {save_style}: a style model is saved as .safetensors")
+        try:
+            check_not_an_input(save_style, jobs, (style,), "--save-style")
+        except ImgdiffError as e:
+            fail_usage(str(e))
+        if any(j.output is not None and j.output.resolve() == save_style.resolve() for j in jobs):
+            fail_usage(f"--save-style {save_style} is also an image output")
     t0 = time.time()
     try:
         if style.suffix == ".safetensors":
@@ -481,7 +608,7 @@ def stylize(
             simg = read_image(style, max_pixels=common.max_pixels)
             rep.info(f"learning the style of {style} (cached after the first run)")
             smodel, cached = style_model(
-                base, simg, rt.device, common.seed, style_steps, save_style, common.overwrite, rep.step
+                base, simg, rt.device, common.seed, style_steps, save_style, common.overwrite, rep.step, rep.warn
             )
     except ImgdiffError as e:
         rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
@@ -494,63 +621,80 @@ def stylize(
         meta = metadata("stylize", smodel, rt, common, steps, strength=strength, style=str(style))
         return out, meta, {"strength": strength, "steps": steps, "style_cached": cached}
 
-    finish(run_batch(inputs, common, "stylize", ".stylized", process, rep))
+    finish(run_jobs(jobs, common, "stylize", process, rep))
 
 
-def parse_size(size: str) -> tuple[int, int]:
+def parse_size(size: str, max_pixels: int) -> tuple[int, int]:
+    """--size N or WxH: positive, and within --max-pixels like any input image."""
     try:
-        if "x" in size.lower():
-            w, h = size.lower().split("x")
-            return int(w), int(h)
-        return int(size), int(size)
+        w, h = size.lower().split("x") if "x" in size.lower() else (size, size)
+        width, height = int(w), int(h)
     except ValueError:
         fail_usage(f"--size {size}: expected N or WxH")
         raise
+    if width < 1 or height < 1:
+        fail_usage(f"--size {size}: both sides must be positive")
+    if width * height > max_pixels:
+        fail_usage(
+            f"--size {size}: {width}x{height} is {describe_pixels(width * height)}, "
+            f"over --max-pixels {describe_pixels(max_pixels)}"
+        )
+    return width, height
 
 
 @app.command()
 @image_command
 def generate(
-    num: Annotated[int, typer.Option(min=1, help="How many images.")] = 1,
+    num: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many images.")] = 1,
     size: Annotated[str, typer.Option(help="N or WxH, multiples of 16; above 64 is sampled patch-wise.")] = "64",
     tileable: Annotated[bool, typer.Option(help="Make the texture seamless when tiled.")] = False,
     common: Common = None,
 ) -> None:
     """Generate natural textures from noise (numbered files into -o DIR, or -o FILE / -)."""
-    from .io import ImageData
     from .pipelines.generate import generate_image
 
     rep = Reporter(common.quiet, common.json)
     if not common.output:
         fail_usage("generate needs -o DIR, -o FILE or -o -")
-    width, height = parse_size(size)
+    width, height = parse_size(size, common.max_pixels)
     if common.output == "-" and num > 1:
         fail_usage("-o - takes a single image (--num 1)")
+    if common.seed + num - 1 > SEED_MAX:
+        fail_usage(f"--seed {common.seed} --num {num}: the seeds of the images would pass {SEED_MAX}")
     rt = setup_runtime(common)
+    jobs = generate_jobs(common, num)
+    check_stdout(jobs, common)
     model = load_model(common.model or "generate", "generate", rt, rep)
+    m = model.denoiser.net.multiple
+    if width % m or height % m:
+        fail_usage(f"--size {size}: both sides must be multiples of {m} for {model.name}")
     steps = common.steps or 24
+    seeds = {id(job): common.seed + i for i, job in enumerate(jobs)}
+
+    def process(job: Job, rep: Reporter):
+        seed = seeds[id(job)]
+        img = generate_image(model, rt, width, height, steps, seed, tileable, rep.step)
+        meta = metadata("generate", model, rt, common, steps, size=f"{width}x{height}", tileable=tileable, seed=seed)
+        return img, meta, {"seed": seed, "size": f"{width}x{height}"}
+
+    finish(run_jobs(jobs, common, "generate", process, rep, read=lambda job: job))
+
+
+def generate_jobs(common: Common, num: int) -> list[Job]:
+    """Numbered outputs: -o DIR gets generated-SEED.png, -o FILE (or FILE-0001...), -o - stdout."""
     out = Path(common.output)
+    try:
+        out_dir = output_dir(common.output, many=False)
+    except ImgdiffError as e:
+        fail_usage(str(e))
     if common.output == "-":
         targets: list[Optional[Path]] = [None]
-    elif out.suffix.lower() in FORMATS and not out.is_dir():
+    elif out_dir is None:
+        output_format(out)
         targets = [out] if num == 1 else [out.with_name(f"{out.stem}-{i + 1:04d}{out.suffix}") for i in range(num)]
     else:
-        targets = [out / f"generated-{common.seed + i:04d}{common.suffix or ''}.png" for i in range(num)]
-    failed = 0
-    with rep.files(num, "generate"):
-        for i, target in enumerate(targets):
-            seed = common.seed + i
-            job = Job(None, None, f"generate#{i + 1} (seed {seed})", target)
-
-            def process(_img: ImageData, rep: Reporter, seed=seed):
-                img = generate_image(model, rt, width, height, steps, seed, tileable, rep.step)
-                meta = metadata("generate", model, rt, common, steps, size=f"{width}x{height}", tileable=tileable)
-                meta["imgdiff"] = json.dumps({**json.loads(meta["imgdiff"]), "seed": seed}, sort_keys=True)
-                return img, meta, {"seed": seed, "size": f"{width}x{height}"}
-
-            failed += not run_job(job, common, "generate", process, rep, read=lambda: None)
-            rep.advance_file()
-    finish(1 if failed else 0)
+        targets = [out_dir / f"generated-{common.seed + i:04d}{common.suffix or ''}.png" for i in range(num)]
+    return [Job(None, None, f"generate#{i + 1} (seed {common.seed + i})", t) for i, t in enumerate(targets)]
 
 
 @models_app.command("list")
@@ -624,16 +768,19 @@ def train(
         ),
     ] = "",
     minutes: Annotated[
-        float, typer.Option(min=0.01, help="Wall-clock budget; the LR anneals over its last quarter.")
+        float,
+        typer.Option(
+            min=0.01, max=100_000, callback=finite, help="Wall-clock budget; the LR anneals over its last quarter."
+        ),
     ] = 60.0,
     max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps instead (0 = use --minutes).")] = 0,
     batch: Annotated[int, typer.Option(min=1)] = 16,
     crop: Annotated[int, typer.Option(min=16, help="Training crop size (generate uses its model size).")] = 96,
-    lr: Annotated[float, typer.Option(min=0.0)] = 4e-4,
+    lr: Annotated[float, typer.Option(min=0.0, max=1.0, callback=finite)] = 4e-4,
     val_every: Annotated[int, typer.Option(min=1, help="Validate and checkpoint every N steps.")] = 500,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX)] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads.")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, callback=check_threads, help="CPU threads.")] = None,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast (CUDA, or a CPU with AMX: 2-3x faster steps).")] = False,
     select: Annotated[
         str, typer.Option(help="The --data folder whose held-out slice chooses checkpoints (default: the last).")
@@ -690,10 +837,12 @@ def train(
 def eval_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of clean reference images.")],
     task: Annotated[str, typer.Option(help="denoise, upscale-x2 or upscale-x4.")] = "denoise",
-    sigma: Annotated[float, typer.Option(help="Noise level for denoise (0..255 scale).")] = 25.0,
-    steps: Annotated[int, typer.Option(min=1, help="Sampling steps.")] = 1,
+    sigma: Annotated[
+        float, typer.Option(min=0.0, max=255.0, callback=finite, help="Noise level for denoise (0..255 scale).")
+    ] = 25.0,
+    steps: Annotated[int, typer.Option(min=1, max=1000, help="Sampling steps.")] = 1,
     limit: Annotated[int, typer.Option(min=0, help="Use only the first N images (0 = all).")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic noise and the sampler.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the synthetic noise and the sampler.")] = 0,
     model: Annotated[Optional[str], typer.Option(help="Checkpoint (default: the shipped one for the task).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     tile: Annotated[Optional[int], typer.Option(min=0, help="Tile size (default from free memory).")] = None,
@@ -702,11 +851,14 @@ def eval_cmd(
 ) -> None:
     """PSNR/SSIM of imgdiff against baselines on clean images degraded with a fixed seed."""
     from .eval.evaluate import evaluate_denoise, evaluate_upscale
+    from .train.data import list_images
 
     if task not in ("denoise", "upscale-x2", "upscale-x4"):
         fail_usage(f"--task {task}: expected denoise, upscale-x2 or upscale-x4")
     if not folder.is_dir():
         fail_usage(f"{folder}: not a folder")
+    if not list_images(folder):
+        fail_usage(f"{folder}: no images to evaluate on")
     common = Common(
         None,
         None,

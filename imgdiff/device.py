@@ -1,4 +1,4 @@
-"""Device, precision and tile-size choices, and the guarded per-tile call.
+"""Device and precision choices, and the guarded per-tile call.
 
 auto = CUDA with fp16 autocast when present, else the CPU on all cores: bf16 autocast where it has
 AMX (bf16 convolutions 2-4x faster than fp32 there, costing at most ~0.03 dB since the UNet keeps
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .defaults import ENSEMBLE_SIZES
+from .defaults import DEFAULT_TILE, ENSEMBLE_SIZES
 from .errors import ImgdiffError
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -79,31 +79,6 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(max(1, int(threads or 1)))
 
 
-def available_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
-def default_tile(device: torch.device, bytes_per_pixel: int = 600) -> int:
-    """Largest power-of-two tile whose activations fit in a quarter of free memory (256..2048).
-
-    bytes_per_pixel is measured: the half-resolution UNet peaks at ~500 B per input pixel in fp32.
-    """
-    budget = available_memory(device) // 4
-    tile = 256
-    while tile < 2048 and (tile * 2) ** 2 * bytes_per_pixel <= budget:
-        tile *= 2
-    return tile
-
-
 def make_runtime(
     device: str = "auto",
     precision: str = "auto",
@@ -118,7 +93,7 @@ def make_runtime(
     set_threads(threads)
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    return Runtime(dev, dtype, default_tile(dev) if tile is None else tile, overlap, ensemble)
+    return Runtime(dev, dtype, DEFAULT_TILE if tile is None else tile, overlap, ensemble)
 
 
 def guarded(fn, rt: Runtime, multiple: int):

@@ -11,3 +11,7 @@ class CheckpointError(ImgdiffError):
 
 class ImageError(ImgdiffError):
     """An input image that cannot be read safely."""
+
+
+class UnknownModel(CheckpointError):
+    """--model names neither a shipped model nor an existing file: a usage error, found before loading."""

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import socket
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import torch
 
 from .checkpoint import load_tensors, read_config, read_header
-from .errors import CheckpointError
+from .errors import CheckpointError, UnknownModel
 from .models import ARCHITECTURE, Denoiser, build_denoiser
 
 HF_PREFIX = "hf://"
@@ -72,9 +76,22 @@ def resolve(spec: str) -> tuple[Path, str | None]:
     """A checkpoint file for spec, and the sha256 it must have (None when nothing vouches for it)."""
     if spec.startswith(HF_PREFIX):
         repo_id, filename, revision = parse_hf(spec)
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+        from huggingface_hub.utils import disable_progress_bars
+        from huggingface_hub.utils import logging as hf_logging
 
+        hf_logging.set_verbosity_error()  # its retry warnings would be a dozen stderr lines
+        if not sys.stderr.isatty():
+            disable_progress_bars()
+        if not constants.HF_HUB_OFFLINE and not hub_reachable(constants.ENDPOINT):
+            # without this, an unreachable hub costs ~26 s of retries before the cache is consulted
+            cached = try_to_load_from_cache(repo_id, filename, revision=revision)
+            if isinstance(cached, str):
+                return Path(cached), None
+            raise CheckpointError(
+                f"{spec}: not in the Hugging Face cache and {urlsplit(constants.ENDPOINT).hostname} is unreachable"
+            )
         try:
             return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision)), None
         except LocalEntryNotFoundError:
@@ -90,9 +107,20 @@ def resolve(spec: str) -> tuple[Path, str | None]:
     path = Path(spec)
     if path.suffix == ".safetensors" or path.exists():
         if not path.is_file():
-            raise CheckpointError(f"{spec}: no such checkpoint file")
+            raise UnknownModel(f"{spec}: no such checkpoint file")
         return path, None
-    raise CheckpointError(f"{spec}: unknown model (known: {', '.join(sorted(models))}; or give a .safetensors path)")
+    raise UnknownModel(f"{spec}: unknown model (known: {', '.join(sorted(models))}; or give a .safetensors path)")
+
+
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """One TCP connect to the hub: a closed network fails in milliseconds here, not after retries."""
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass
@@ -121,6 +149,7 @@ def load(spec: str, task: str, device: torch.device) -> LoadedModel:
         raise CheckpointError(f"{path}: architecture {cfg.get('architecture')!r} is not {ARCHITECTURE!r}")
     if cfg.get("task") != task:
         raise CheckpointError(f"{path}: a {cfg.get('task')!r} checkpoint cannot be used for {task!r}")
+    check_config_values(path, cfg)
     check_tensors(path, cfg, header)
     try:
         model = build_denoiser(cfg)
@@ -136,6 +165,25 @@ def load(spec: str, task: str, device: torch.device) -> LoadedModel:
 
 
 WEIGHT_DTYPES = {"F16", "BF16", "F32"}
+# the config fields the pipelines compute with, and what each must be
+CONFIG_NUMBERS = ("sigma_data", "sigma_min", "sigma_max")
+
+
+def check_config_values(path: Path, cfg: dict) -> None:
+    """Types and ranges of the config values used at inference, so a crafted config is one error
+    line here rather than a traceback in the middle of a batch."""
+    for key in CONFIG_NUMBERS:
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise CheckpointError(f"{path}: config {key} must be a positive number, not {v!r}")
+    if not isinstance(cfg.get("net"), dict):
+        raise CheckpointError(f"{path}: config net must be a JSON object")
+    if "scale" in cfg and cfg["scale"] not in (1, 2, 4):
+        raise CheckpointError(f"{path}: config scale must be 1, 2 or 4, not {cfg['scale']!r}")
+    if "size" in cfg and not (isinstance(cfg["size"], int) and 8 <= cfg["size"] <= 4096):
+        raise CheckpointError(f"{path}: config size must be a whole number of pixels, not {cfg['size']!r}")
+    if not isinstance(cfg.get("degradation", "bicubic"), str):
+        raise CheckpointError(f"{path}: config degradation must be a name")
 
 
 def check_tensors(path: Path, cfg: dict, header: dict | None = None) -> None:
@@ -144,7 +192,7 @@ def check_tensors(path: Path, cfg: dict, header: dict | None = None) -> None:
     try:
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in build_denoiser(cfg).state_dict().items()}
-    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as e:
         raise CheckpointError(f"{path}: invalid network config ({str(e).splitlines()[0][:120]})") from None
     header = {k: v for k, v in (read_header(path) if header is None else header).items() if k != "__metadata__"}
     missing, extra = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))

@@ -204,13 +204,18 @@ def read_image(source: Path | bytes, name: str | None = None, max_pixels: int = 
     )
 
 
+def describe_pixels(n: int) -> str:
+    """'12.3 megapixels', or the exact count below a tenth of one (a limit of 100 is not '0 megapixels')."""
+    return f"{n / 1e6:.1f} megapixels" if n >= 100_000 else f"{n} pixels"
+
+
 def _check_size(label: str, w: object, h: object, max_pixels: int) -> None:
     if not isinstance(w, int) or not isinstance(h, int):
         raise ImageError(f"{label}: not a readable image (no width and height)")
     if w * h > max_pixels:
         raise ImageError(
-            f"{label}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
-            f"{max_pixels / 1e6:.0f} (raise it with --max-pixels)"
+            f"{label}: {w}x{h} is {describe_pixels(w * h)}, over the limit of "
+            f"{describe_pixels(max_pixels)} (raise it with --max-pixels)"
         )
     if w < 1 or h < 1:
         raise ImageError(f"{label}: image has no pixels ({w}x{h})")

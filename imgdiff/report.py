@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 
 from rich.console import Console
@@ -23,6 +24,7 @@ class Reporter:
         self.interactive = sys.stderr.isatty() and not quiet
         self.progress: Progress | None = None
         self._files = self._steps = None
+        self.stdout_lost = False  # a result line could not be written: the run ends with exit 1
 
     def info(self, msg: str) -> None:
         if self.interactive:
@@ -36,9 +38,18 @@ class Reporter:
         print(f"imgdiff: error: {msg}", file=sys.stderr, flush=True)
 
     def result(self, record: dict) -> None:
-        if self.json:
-            sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+        """One JSON line. If stdout is closed or full, say so once and keep going: the images are
+        the results that matter, and the batch still writes them (`--json | head -n1`)."""
+        if not self.json or self.stdout_lost:
+            return
+        try:
+            sys.stdout.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
             sys.stdout.flush()
+        except OSError as e:
+            self.stdout_lost = True
+            silence_stdout()
+            why = "closed" if isinstance(e, BrokenPipeError) else (e.strerror or str(e))
+            self.error(f"stdout: cannot write the JSON results ({why}); the images are still written")
 
     @contextlib.contextmanager
     def files(self, total: int, what: str):
@@ -67,3 +78,13 @@ class Reporter:
         """Progress over tiles x steps inside one image."""
         if self.progress is not None:
             self.progress.update(self._steps, completed=done, total=max(total, done), visible=done < total)
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's final flush does not fail again with a traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

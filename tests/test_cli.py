@@ -145,7 +145,7 @@ def test_generate_is_seeded_numbered_and_tileable(runner, tmp_path):
     # wrap-around seam is no rougher than the image's own neighbouring columns
     inner = np.abs(np.diff(t, axis=1)).mean()
     assert np.abs(t[:, 0] - t[:, -1]).mean() < 2.5 * inner
-    assert cli(runner, "generate", "-o", str(tmp_path / "bad.png"), "--size", "50").exit_code == 1
+    assert cli(runner, "generate", "-o", str(tmp_path / "bad.png"), "--size", "50").exit_code == 2
 
 
 def test_stylize_learns_then_uses_the_cache(runner, tmp_path, noisy_png):
@@ -203,7 +203,7 @@ def test_real_mode_uses_a_matching_restore_model(runner, tmp_path, noisy_png):
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["mode"] == "real" and Image.open(o).size == (64, 48)
     r = cli(runner, "denoise", str(noisy_png), "--mode", "real", "--model", "upscale-x2", "-o", str(tmp_path / "x.png"))
-    assert r.exit_code == 1 and "cannot do x1 real" in r.stderr
+    assert r.exit_code == 2 and "cannot do x1 real" in r.stderr
     assert cli(runner, "denoise", str(noisy_png), "--mode", "real", "--sigma", "5").exit_code == 2
     assert cli(runner, "upscale", str(noisy_png), "--mode", "fancy").exit_code == 2
 
@@ -215,7 +215,7 @@ def test_upscale_real_mode_uses_the_shipped_real_model(runner, tmp_path, noisy_p
     assert Image.open(o).size == (256, 192) and json.loads(r.stdout)["scale"] == 4
     assert '"model": "upscale-x4-real"' in Image.open(o).text["imgdiff"]
     r = cli(runner, "upscale", str(noisy_png), "--scale", "2", "--mode", "real", "-o", str(tmp_path / "x2.png"))
-    assert r.exit_code == 1 and "upscale-x2-real" in r.stderr
+    assert r.exit_code == 2 and "upscale-x2-real" in r.stderr
 
 
 def test_an_internal_error_costs_one_file_not_the_batch(runner, tmp_path, noisy_png, monkeypatch):

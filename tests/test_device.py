@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imgdiff.device import Runtime, cpu_has_amx, default_tile, guarded, make_runtime, resolve_device, resolve_precision
+from imgdiff.device import Runtime, cpu_has_amx, guarded, make_runtime, resolve_device, resolve_precision
 from imgdiff.errors import ImgdiffError
 
 CPU = torch.device("cpu")
@@ -29,13 +29,24 @@ def test_cuda_without_cuda_is_a_clear_error():
         resolve_device("tpu")
 
 
-def test_default_tile_follows_memory(monkeypatch):
-    import imgdiff.device as d
+def test_default_tile_does_not_depend_on_free_memory(monkeypatch):
+    # the tile changes the pixels (seams are cross-faded), so the default must be the same on every machine
+    import builtins
 
-    monkeypatch.setattr(d, "available_memory", lambda dev: 64 << 20)
-    assert default_tile(CPU) == 256
-    monkeypatch.setattr(d, "available_memory", lambda dev: 64 << 30)
-    assert default_tile(CPU) == 2048
+    from imgdiff.defaults import DEFAULT_TILE
+
+    real_open = builtins.open
+
+    def low_memory_open(path, *a, **kw):
+        if str(path) == "/proc/meminfo":
+            import io
+
+            return io.StringIO("MemTotal: 2097152 kB\nMemAvailable: 65536 kB\n")
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", low_memory_open)
+    assert make_runtime("cpu").tile == DEFAULT_TILE
+    assert make_runtime("cpu", tile=300).tile == 300
 
 
 def test_out_of_memory_tile_is_retried_at_half_size():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,19 +48,28 @@ def style_key(style: ImageData, base: LoadedModel, recipe: dict) -> str:
     return h.hexdigest()[:24]
 
 
+def mirror_to(pixels: np.ndarray, size: int) -> np.ndarray:
+    """A style image smaller than the model's crops, mirrored out to `size`: the texture repeats
+    as in a tiled swatch, with no seams and no rescaling of its strokes."""
+    h, w = pixels.shape[:2]
+    if h >= size and w >= size:
+        return pixels
+    return np.pad(pixels, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="symmetric")
+
+
 def finetune_style(
     base: LoadedModel, style: ImageData, recipe: dict, seed: int = 0, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, torch.Tensor]:
     """A few hundred AdamW steps of the generic objective on crops of the style image (CPU-sized)."""
     model = base.denoiser
     dev = next(model.parameters()).device
+    size = int(base.config.get("size", 64))
     img = torch.from_numpy(
-        np.round(np.repeat(style.pixels, 3 // style.pixels.shape[2], axis=2) * 255)
+        np.round(np.repeat(mirror_to(style.pixels, size), 3 // style.pixels.shape[2], axis=2) * 255)
         .astype(np.uint8)
         .transpose(2, 0, 1)
         .copy()
     ).to(dev)
-    size = int(base.config.get("size", 64))
     bank = ImageBank([img], min_side=size)
     cfg = base.config
     gen = torch.Generator().manual_seed(seed)
@@ -86,25 +96,44 @@ def style_model(
     save_to: Path | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[LoadedModel, bool]:
-    """The style's model, from the cache when possible. Returns (model, came_from_cache)."""
+    """The style's model, from the cache when possible. Returns (model, came_from_cache).
+
+    The cache is a convenience: when it cannot be written (full disk, read-only home) the style is
+    still used, from a temporary file, with a warning."""
     recipe = {**RECIPE, "steps": steps, "seed": seed}
     key = style_key(style, base, recipe)
     path = cache_dir() / f"{key}.safetensors"
     cached = path.is_file()
-    if not cached:
-        tensors = finetune_style(base, style, recipe, seed, progress)
-        cfg = {k: v for k, v in base.config.items() if k not in ("training", "validation", "format")}
-        cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": recipe}
-        save_checkpoint(path, tensors, cfg)
-    if save_to is not None:
-        try:
-            write_atomic(save_to, path.read_bytes(), overwrite=overwrite)
-        except FileExistsError:
-            raise ImgdiffError(f"{save_to} already exists (use --overwrite)") from None
-        except OSError as e:
-            raise ImgdiffError(f"cannot write {save_to}: {e.strerror or e}") from None
-    return load(str(path), "generate", device), cached
+    with tempfile.TemporaryDirectory(prefix="imgdiff-style-") as scratch:
+        if not cached:
+            tensors = finetune_style(base, style, recipe, seed, progress)
+            cfg = {k: v for k, v in base.config.items() if k not in ("training", "validation", "format")}
+            cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": recipe}
+            try:
+                save_checkpoint(path, tensors, cfg)
+            except Exception as e:  # OSError, or safetensors' own error type for a failed write
+                if warn:
+                    warn(f"style cache {path.parent} not writable ({first_line(e)}); the style is not cached")
+                path = Path(scratch) / f"{key}.safetensors"
+                try:
+                    save_checkpoint(path, tensors, cfg)
+                except Exception as e2:
+                    raise ImgdiffError(f"cannot store the learnt style anywhere ({first_line(e2)})") from None
+        if save_to is not None:
+            try:
+                write_atomic(save_to, path.read_bytes(), overwrite=overwrite)
+            except FileExistsError:
+                raise ImgdiffError(f"{save_to} already exists (use --overwrite)") from None
+            except OSError as e:
+                raise ImgdiffError(f"cannot write {save_to}: {e.strerror or e}") from None
+        return load(str(path), "generate", device), cached
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).splitlines()[0][:120] if str(e) else ""
+    return getattr(e, "strerror", None) or text or type(e).__name__
 
 
 def stylize_image(
