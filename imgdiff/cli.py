@@ -845,7 +845,7 @@ def eval_cmd(
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the synthetic noise and the sampler.")] = 0,
     model: Annotated[Optional[str], typer.Option(help="Checkpoint (default: the shipped one for the task).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    tile: Annotated[Optional[int], typer.Option(min=0, help="Tile size (default from free memory).")] = None,
+    tile: Annotated[Optional[int], typer.Option(min=0, max=65536, help=f"Tile size (default {DEFAULT_TILE}).")] = None,
     grid: Annotated[Optional[Path], typer.Option(help="Write an input | output | reference picture here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:

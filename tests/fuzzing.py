@@ -175,3 +175,50 @@ def argv(draw) -> list[str]:
         else:
             args += [draw(st.sampled_from(OPTIONS)), draw(VALUES)]
     return args
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+HEADER_FIELDS = ["data_offsets", "dtype", "shape", "__metadata__", "config", "config.net", "config.sigma_max"]
+
+
+@st.composite
+def crafted_headers(draw) -> tuple[str, object]:
+    """Which header field to replace, and with what JSON value (any type)."""
+    return draw(st.sampled_from(HEADER_FIELDS)), draw(JSON_VALUES)
+
+
+def check_checkpoint(path, field: str, value: object) -> None:
+    """The checkpoint loader's promise: a model or a CheckpointError naming the file, nothing else."""
+    import json
+    import struct
+
+    import torch
+
+    from imgdiff.errors import CheckpointError
+    from imgdiff.hub import load
+
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    name = next(k for k in header if k != "__metadata__")
+    cfg = json.loads(header["__metadata__"]["imgdiff"])
+    if field in ("data_offsets", "dtype", "shape"):
+        header[name][field] = value
+    elif field == "__metadata__":
+        header["__metadata__"] = value
+    elif field == "config":
+        header["__metadata__"]["imgdiff"] = json.dumps(value)
+    else:
+        cfg[field.split(".")[1]] = value
+        header["__metadata__"]["imgdiff"] = json.dumps(cfg)
+    body = json.dumps(header).encode()
+    crafted = path.with_name("crafted.safetensors")
+    crafted.write_bytes(struct.pack("<Q", len(body)) + body + raw[8 + n :])
+    try:
+        load(str(crafted), "denoise", torch.device("cpu"))
+    except CheckpointError as e:
+        assert "crafted.safetensors" in str(e) and "\n" not in str(e)
