@@ -42,7 +42,7 @@ from PIL import Image  # noqa: E402
 from imgdiff.cards import total_compute  # noqa: E402
 from imgdiff.checkpoint import read_config  # noqa: E402
 from imgdiff.defaults import DENOISE_ENSEMBLE  # noqa: E402
-from imgdiff.device import cpu_has_amx, precision_name, resolve_precision  # noqa: E402
+from imgdiff.device import cpu_bf16_path, precision_name, resolve_precision  # noqa: E402
 from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop, to_u8  # noqa: E402
 from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim  # noqa: E402
 from imgdiff.io import ImageData  # noqa: E402
@@ -415,6 +415,127 @@ def bench_real_noise(bench: Path, tmp: Path, crops: Path) -> list[RealNoise]:
         sigma = sigmas.get(name)
         results.append(RealNoise(Path(name).stem, "?" if sigma is None else f"{float(sigma):.1f}", crop))
     return results
+
+
+CAMERA_SETS = ("Kodak24", "McMaster")
+
+
+@dataclass
+class CameraRow:
+    dataset: str
+    iso: str
+    images: int
+    bm3d_images: int
+    true_sigma: float  # mean over images of std(noisy - clean), 0..255
+    scores: dict[str, MethodScores]
+    texture: dict[str, list[float]]  # per method: HF energy ratio on each image's most textured square
+
+    def mean(self, method: str, first: int | None = None) -> float:
+        return float(np.mean(self.scores[method].psnr[:first]))
+
+
+def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list[CameraRow]:
+    """Bench images through the benchmark's own camera (benchmarks/camera.py) at three ISO levels: the
+    input, NL-means and CBM3D given the true noise std, default `imgdiff denoise` and `--mode real`."""
+    import bm3d
+
+    from benchmarks.camera import ISO_LEVELS, even, most_textured_box, record, texture_ratio
+
+    rows = []
+    for name in CAMERA_SETS:
+        data = load_set(bench, name, limit)
+        cleans = [even(a) for a in data.images]
+        boxes = [most_textured_box(c) for c in cleans]
+        for k, iso in enumerate(ISO_LEVELS):
+            methods = ("input", "nlmeans", "cbm3d", "imgdiff", "imgdiff-real")
+            scores = {m: MethodScores() for m in methods}
+            texture: dict[str, list[float]] = {m: [] for m in methods}
+            noisy = [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
+            sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(noisy, cleans, strict=True)]
+            n_bm3d = min(bm3d_n, len(cleans))
+
+            def add(method: str, out: np.ndarray, clean: np.ndarray, box, sec: float = 0.0, row=(scores, texture)):
+                row[0][method].add(psnr(out, clean), ssim(out, clean), sec, megapixels(clean))
+                row[1][method].append(texture_ratio(out, clean, box))
+
+            for i, (c, n, sg, box) in enumerate(zip(cleans, noisy, sigmas, boxes, strict=True)):
+                add("input", n, c, box)
+                h = NLM_H * sg
+                nlm, sec = timed(lambda n=n, h=h: cv2.fastNlMeansDenoisingColored(n, None, h, h, 7, 21))
+                add("nlmeans", nlm, c, box, sec)
+                if i < n_bm3d:
+                    est, sec = timed(lambda n=n, sg=sg: bm3d.bm3d_rgb(n / 255.0, sg / 255.0))
+                    add("cbm3d", to_u8(ImageData(pixels=est.astype(np.float32))), c, box, sec)
+            src = tmp / f"cam_{name}_{k}"
+            write_pngs(src, data.names, noisy)
+            for method, extra in (("imgdiff", []), ("imgdiff-real", ["--mode", "real"])):
+                dst = tmp / f"cam_{name}_{k}_{method}"
+                run = imgdiff_cli("denoise", str(src), "-o", str(dst), "-q", *extra)
+                for c, out, box in zip(cleans, read_outputs(dst, data.names), boxes, strict=True):
+                    add(method, out, c, box)
+                scores[method].seconds = run.seconds
+            row = CameraRow(name, iso, len(cleans), n_bm3d, float(np.mean(sigmas)), scores, texture)
+            rows.append(row)
+            log(
+                f"  {name} {iso} (true sigma {row.true_sigma:.1f}): input {row.mean('input'):.2f}, "
+                f"imgdiff {row.mean('imgdiff'):.2f}, --mode real {row.mean('imgdiff-real'):.2f}, "
+                f"CBM3D {row.mean('cbm3d', n_bm3d):.2f} dB on {n_bm3d}"
+            )
+    return rows
+
+
+def camera_section(rows: list[CameraRow]) -> list[str]:
+    if not rows:
+        return []
+    from benchmarks.camera import ISO_LEVELS, JPEG_QUALITY
+
+    lines = [
+        "## Camera noise",
+        "",
+        "Benchmark images as one fixed camera would record them (`benchmarks/camera.py`, not the training "
+        "pipeline: another camera matrix, a GRBG mosaic with OpenCV's demosaicing, the sRGB curve, Pillow's "
+        f"JPEG at quality {JPEG_QUALITY}), at three ISO levels (shot, read variances in linear raw: "
+        + ", ".join(f"{k} {v[0]:g}, {v[1]:g}" for k, v in ISO_LEVELS.items())
+        + "). imgdiff: `imgdiff denoise DIR -o OUT` with no options (the default must detect camera noise) "
+        "and with `--mode real`; NL-means and CBM3D are given the true noise standard deviation of each "
+        "image (std of noisy - clean, which also counts demosaicing and JPEG error). RGB PSNR / SSIM; "
+        "texture = high-frequency energy of the output over the clean image's on each image's most "
+        "textured 96x96 square (1 = kept, below 1 = smoothed; target within ±15 %). CBM3D on the first "
+        "images only (its column says how many); the other columns on all of them, and the CBM3D gap is "
+        "computed on the same images.",
+        "",
+    ]
+    header = ["set", "ISO", "images", "true σ", "input", "NL-means", "CBM3D", "imgdiff default", "--mode real"]
+    header += ["default − CBM3D (same images)", "texture: CBM3D / default / real"]
+    body = []
+    for r in rows:
+        n = r.bm3d_images
+        cb = r.mean("cbm3d", n) if n else None
+
+        def cell(m: str, r: CameraRow = r) -> str:
+            return f"{r.mean(m):.2f} / {np.mean(r.scores[m].ssim):.3f}"
+
+        gap = f"{r.mean('imgdiff', n) - cb:+.2f}" if cb is not None else "—"
+        tex = " / ".join(
+            f"{np.mean(r.texture[m][: n or None]):.2f}" if r.texture[m] else "—"
+            for m in ("cbm3d", "imgdiff", "imgdiff-real")
+        )
+        body.append(
+            [
+                r.dataset,
+                r.iso,
+                str(r.images),
+                f"{r.true_sigma:.1f}",
+                cell("input"),
+                cell("nlmeans"),
+                f"{cb:.2f} ({n})" if cb is not None else "—",
+                cell("imgdiff"),
+                cell("imgdiff-real"),
+                gap,
+                tex,
+            ]
+        )
+    return lines + table(header, body) + [""]
 
 
 REAL_SR_LR = 64  # side of the RNI15 crop upscaled x4 for the real-photo upscaling strips
@@ -1076,6 +1197,8 @@ def main(argv: list[str] | None = None) -> None:
         step_rows = bench_steps(step_set, tmp, crops)
         log("real noise (RNI15)")
         rni = bench_real_noise(args.bench, tmp, crops)
+        log("camera noise")
+        camera = bench_camera(args.bench, limit, bm3d_n, tmp)
         log("real-photo upscaling (RNI15 crops)")
         real_sr = bench_real_upscale(args.bench, tmp, crops)
         log("noise-level estimation")
@@ -1126,7 +1249,7 @@ def main(argv: list[str] | None = None) -> None:
         "cores": f"{os.cpu_count()} logical, {CORES} usable by this process (sched_getaffinity)",
         "memory": f"{mem_total_gib():.1f} GiB",
         "imgdiff precision (`--precision auto`)": precision_name(resolve_precision("auto", torch.device("cpu")))
-        + f" (AMX: {'yes' if cpu_has_amx() else 'no'}); denoise default `--ensemble {DENOISE_ENSEMBLE}`",
+        + f" (native bf16: {cpu_bf16_path() or 'none'}); denoise default `--ensemble {DENOISE_ENSEMBLE}`",
         "threads": f"torch {torch.__version__}, {torch.get_num_threads()} threads; OMP_NUM_THREADS={CORES}; "
         "the CLI uses its default (all usable cores)",
         "software": f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "
@@ -1153,6 +1276,7 @@ def main(argv: list[str] | None = None) -> None:
         *models_section(ROOT / "weights"),
         *speed_section(den_rows, sr_rows, big, startup),
         *steps_section(step_rows, len(step_set.images)),
+        *camera_section(camera),
         *crops_section(den_strip, sr_strip, sr_index, rni, real_sr),
         *extra_sections(noise, stylize),
         *machine_section(info),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imgdiff.device import Runtime, cpu_has_amx, guarded, make_runtime, resolve_device, resolve_precision
+from imgdiff.device import Runtime, cpu_bf16_path, guarded, make_runtime, resolve_device, resolve_precision
 from imgdiff.errors import ImgdiffError
 
 CPU = torch.device("cpu")
@@ -14,9 +14,9 @@ CPU = torch.device("cpu")
 def test_auto_device_and_precision():
     rt = make_runtime("auto", "auto", None, 32, 1)
     assert rt.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
-    cpu_dtype = torch.bfloat16 if cpu_has_amx() else torch.float32
+    cpu_dtype = torch.bfloat16 if cpu_bf16_path() else torch.float32
     assert rt.dtype == (torch.float16 if rt.device.type == "cuda" else cpu_dtype)
-    assert 256 <= rt.tile <= 2048 and torch.get_num_threads() == 1
+    assert rt.tile == 1024 and torch.get_num_threads() == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -27,6 +27,30 @@ def test_cuda_without_cuda_is_a_clear_error():
         resolve_precision("fp16", CPU)
     with pytest.raises(ImgdiffError):
         resolve_device("tpu")
+
+
+@pytest.mark.parametrize(
+    "flags,amx,env,expected",
+    [
+        ({"avx2", "fma"}, False, {}, (None, torch.float32)),  # AMD EPYC without AVX-512, laptops
+        ({"avx2", "avx512f", "avx512_vnni"}, False, {}, (None, torch.float32)),  # Skylake/Ice Lake servers
+        ({"avx2", "avx512f", "avx512_bf16"}, False, {}, ("avx512_bf16", torch.bfloat16)),  # Zen 4, Cooper Lake
+        ({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, True, {}, ("amx", torch.bfloat16)),
+        ({"avx2", "avx512f", "avx512_bf16"}, False, {"ATEN_CPU_CAPABILITY": "avx2"}, (None, torch.float32)),
+        ({"avx512_bf16", "amx_bf16"}, True, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, (None, torch.float32)),
+    ],
+)
+def test_auto_precision_follows_the_instruction_set(monkeypatch, flags, amx, env, expected):
+    import imgdiff.device as d
+
+    monkeypatch.setattr(d, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert (d.cpu_bf16_path(), resolve_precision("auto", CPU)) == expected
+    assert resolve_precision("fp32", CPU) == torch.float32  # an explicit choice is kept on every CPU
 
 
 def test_default_tile_does_not_depend_on_free_memory(monkeypatch):

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
-from ..device import cpu_has_amx
+from ..device import cpu_bf16_path
 from ..hub import sha256_file
 from ..models import build_denoiser
 from ..models.unet import UNetConfig
@@ -320,8 +320,8 @@ def train(opts: TrainOptions) -> dict:
     t0 = time.time()
     last_val = t0
     running = 0.0
-    if opts.bf16 and dev.type == "cpu" and not cpu_has_amx():
-        log(opts, "warning: this CPU has no AMX; bf16 is emulated here, ~15x slower than fp32 (drop --bf16)")
+    if opts.bf16 and dev.type == "cpu" and not cpu_bf16_path():
+        log(opts, "warning: this CPU has neither AMX nor AVX512-BF16; bf16 is emulated, ~15x slower (drop --bf16)")
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.bf16)
 
     def save_state() -> None:
