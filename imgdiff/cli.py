@@ -147,7 +147,13 @@ COMMON_PARAMS = [
     ("device", Annotated[str, _opt("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
     (
         "precision",
-        Annotated[str, _opt("--precision", help="auto (CUDA fp16, AMX CPU bf16, else fp32), fp32, fp16, bf16.")],
+        Annotated[
+            str,
+            _opt(
+                "--precision",
+                help="auto (CUDA fp16, bf16 on CPUs with AMX or AVX512-BF16, else fp32), fp32, fp16, bf16.",
+            ),
+        ],
         "auto",
     ),
     (
@@ -256,8 +262,9 @@ def load_model(spec: str, task: str, rt, rep: Reporter):
 
 def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict:
     """What a PNG's `imgdiff` chunk records: enough to reproduce the pixels (precision changes the last bits)."""
-    from .device import precision_name
+    from .device import cpu_bf16_path, precision_name
 
+    isa = cpu_bf16_path() if rt.device.type == "cpu" and rt.dtype != torch_float32() else None
     record = {
         "task": task,
         "model": model.name,
@@ -266,6 +273,7 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
         "seed": common.seed,
         "device": rt.device.type,
         "precision": precision_name(rt.dtype),
+        **({"bf16_path": isa or "emulated"} if rt.device.type == "cpu" and rt.dtype != torch_float32() else {}),
         "ensemble": rt.ensemble,
         "tile": rt.tile,
         "tile_overlap": rt.overlap,
@@ -273,6 +281,12 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
         **params,
     }
     return {"Software": f"imgdiff {__version__}", "imgdiff": json.dumps(record, sort_keys=True)}
+
+
+def torch_float32():
+    import torch
+
+    return torch.float32
 
 
 def install_signal_handlers() -> None:
@@ -388,6 +402,7 @@ def run_job(job: Job, common: Common, task: str, process, rep: Reporter, read=No
             img = read_image(src, name=job.label, max_pixels=common.max_pixels)
             for w in img.warnings:
                 rep.warn(w)
+        rep.context = job.label
         result, meta, extra = process(img, rep)
         for w in lost_on_write(result, fmt):
             rep.warn(f"{job.label} -> {record['output']}: {w}")
@@ -483,49 +498,74 @@ def parse_sigma(sigma: str, mode: str) -> Optional[float]:
 @image_command
 def denoise(
     inputs: InputsArg,
-    sigma: Annotated[str, typer.Option(help="Noise level on the 0..255 scale, or auto to estimate it.")] = "auto",
-    mode: Annotated[str, typer.Option(help="gaussian (sigma-conditioned) or real (blind: camera noise, JPEG).")] = (
-        "gaussian"
-    ),
+    sigma: Annotated[
+        str, typer.Option(help="White-noise level on the 0..255 scale (implies --mode gaussian), or auto.")
+    ] = "auto",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="auto (per image: white noise -> gaussian, camera-like or JPEG noise -> real), gaussian "
+            "(sigma-conditioned) or real (blind: camera noise, JPEG)."
+        ),
+    ] = "auto",
     ensemble: EnsembleOpt = DENOISE_ENSEMBLE,
     common: Common = None,
 ) -> None:
-    """Remove noise: Gaussian-like with a known or estimated sigma, or real camera noise (--mode real)."""
+    """Remove noise: white noise with a known or estimated sigma, or real camera noise and JPEG."""
+    from .noise import read_noise
     from .pipelines.denoise import denoise_image, resolve_sigma
     from .pipelines.restore import restore_image
 
     rep = Reporter(common.quiet, common.json)
-    if mode not in ("gaussian", "real"):
-        fail_usage(f"--mode {mode}: expected gaussian or real")
+    if mode not in ("auto", "gaussian", "real"):
+        fail_usage(f"--mode {mode}: expected auto, gaussian or real")
     fixed = parse_sigma(sigma, mode)
+    if fixed is not None:
+        mode = "gaussian"  # --sigma N means white Gaussian noise of that level
     rt = setup_runtime(common, ensemble)
     jobs = plan_batch(inputs, common, "denoise", ".denoised", rep)
     steps = common.steps or 1
-    if mode == "real":
-        model = load_restore(common.model, 1, "real", rt, rep)
+    models: dict[str, object] = {}
 
-        def process(img, rep):
-            out = restore_image(img, model, rt, steps, common.seed, rep.step)
-            return out, metadata("denoise", model, rt, common, steps, mode="real"), {"mode": "real", "steps": steps}
+    def model_for(kind: str):
+        """Each model once, when the first image that needs it comes (--model names the one asked for)."""
+        if kind not in models:
+            if kind == "real":
+                models[kind] = load_restore(common.model if mode == "real" else None, 1, "real", rt, rep)
+            else:
+                models[kind] = load_model(
+                    (common.model if mode == "gaussian" else None) or "denoise", "denoise", rt, rep
+                )
+        return models[kind]
 
-        finish(run_jobs(jobs, common, "denoise", process, rep))
-    model = load_model(common.model or "denoise", "denoise", rt, rep)
-    limit = model.config["sigma_max"] * 127.5
-    if fixed is not None and fixed > limit + 1e-6:
-        fail_usage(f"--sigma {sigma}: outside the range of {model.name}, 0..{limit:.0f}")
+    if mode != "auto":
+        model = model_for("real" if mode == "real" else "gaussian")
+        limit = model.config.get("sigma_max", 0) * 127.5
+        if fixed is not None and fixed > limit + 1e-6:
+            fail_usage(f"--sigma {sigma}: outside the range of {model.name}, 0..{limit:.0f}")
+    elif common.model:
+        fail_usage("--model picks one model: give --mode gaussian or --mode real with it")
 
     def process(img, rep):
-        s = resolve_sigma(img, fixed, model)
+        kind, reading = mode, None
+        if mode == "auto":
+            reading = read_noise(img.pixels)
+            kind = "real" if reading.kind == "camera" else "gaussian"
+        found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
+        if kind == "real":
+            model = model_for("real")
+            out = restore_image(img, model, rt, steps, common.seed, rep.step)
+            meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, **found)
+            return out, meta, {"mode": "real", "steps": steps, **found}
+        model = model_for("gaussian")
+        s = resolve_sigma(img, fixed if reading is None else reading.sigma, model)
         if fixed is None and s < 1:
-            rep.warn(
-                f"estimated white-noise level is {s:.1f}: nothing to remove; for camera or JPEG noise use --mode real"
-            )
+            rep.warn(f"{rep.context}: estimated noise level is {s:.1f}: nothing to remove")
         out = denoise_image(img, model, rt, s, steps, common.seed, rep.step)
-        return (
-            out,
-            metadata("denoise", model, rt, common, steps, sigma=round(s, 3), sigma_mode=sigma),
-            {"sigma": round(s, 2), "steps": steps},
+        meta = metadata(
+            "denoise", model, rt, common, steps, mode="gaussian", mode_asked=mode, sigma=round(s, 3), sigma_mode=sigma
         )
+        return out, meta, {"mode": "gaussian", "sigma": round(s, 2), "steps": steps, **found}
 
     finish(run_jobs(jobs, common, "denoise", process, rep))
 
@@ -781,7 +821,9 @@ def train(
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX)] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(min=1, callback=check_threads, help="CPU threads.")] = None,
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast (CUDA, or a CPU with AMX: 2-3x faster steps).")] = False,
+    bf16: Annotated[
+        bool, typer.Option(help="bf16 autocast (CUDA, or a CPU with AMX/AVX512-BF16: faster steps).")
+    ] = False,
     select: Annotated[
         str, typer.Option(help="The --data folder whose held-out slice chooses checkpoints (default: the last).")
     ] = "",
@@ -918,6 +960,14 @@ def run() -> None:
         code = 0
     except SystemExit as e:
         code = e.code
+    except Exception as e:  # a bug outside the per-file guard: still one line (IMGDIFF_DEBUG=1 for the traceback)
+        if os.environ.get("IMGDIFF_DEBUG"):
+            raise
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        print(
+            f"imgdiff: error: internal error {type(e).__name__}: {first} (IMGDIFF_DEBUG=1 for details)", file=sys.stderr
+        )
+        code = 1
     if not isinstance(code, int):  # sys.exit("message") semantics
         if code is not None:
             print(code, file=sys.stderr)

@@ -24,6 +24,7 @@ class Reporter:
         self.interactive = sys.stderr.isatty() and not quiet
         self.progress: Progress | None = None
         self._files = self._steps = None
+        self.context = ""  # the input being processed, for warnings raised deep inside a pipeline
         self.stdout_lost = False  # a result line could not be written: the run ends with exit 1
 
     def info(self, msg: str) -> None:

@@ -52,6 +52,8 @@ def default_config(task: str) -> dict:
             "scale": scale,
             "residual": True,
             "degradation": degradation,
+            # real inputs: the camera pipeline of train/camera.py (configs without the key resume as they ran)
+            **({"camera": True} if degradation == "real" else {}),
         }
         return {"architecture": ARCHITECTURE, "task": "restore", "net": net.to_dict(), **extra}
     elif task == "generate":

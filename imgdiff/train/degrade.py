@@ -75,10 +75,16 @@ def camera_noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return noisy.clamp(0, 1) ** (1 / 2.2)
 
 
-def real_degrade(clean: torch.Tensor, scale: int, gen: torch.Generator) -> torch.Tensor:
+def real_degrade(clean: torch.Tensor, scale: int, gen: torch.Generator, camera: bool = False) -> torch.Tensor:
     """What a real photo's pixels went through: blur, (down)sampling, camera noise or AWGN,
-    sometimes noise added before a downscale, JPEG, 8-bit quantisation. In/out in [-1, 1]."""
-    from ..resample import downscale
+    sometimes noise added before a downscale, JPEG, 8-bit quantisation. In/out in [-1, 1].
+
+    camera=True (configs with "camera": true) makes the noise the full camera pipeline of
+    `camera.py` (mosaic, raw shot/read noise, demosaicing, tone curve), sometimes at twice the
+    resolution and then downscaled as phones do, and JPEG at qualities 60-95 (the issue-14 recipe);
+    False keeps the recipe earlier checkpoints were trained with, so their runs resume exactly."""
+    from ..resample import downscale, upscale_bicubic
+    from .camera import camera_pipeline
 
     out = []
     for i in range(clean.shape[0]):
@@ -89,13 +95,22 @@ def real_degrade(clean: torch.Tensor, scale: int, gen: torch.Generator) -> torch
         if scale > 1 and not pre:
             x = downscale(x, scale).clamp(0, 1)
         kind = _u(gen, 0, 1)
-        if kind < 0.3:
+        if camera:
+            if kind < 0.2:
+                x = x + torch.randn(x.shape, generator=gen, device=x.device) * _u(gen, 1, 50) / 255
+            elif kind < 0.9:
+                if scale == 1 and _u(gen, 0, 1) < 0.3:  # recorded at 2x, downscaled by the phone
+                    big = ((upscale_bicubic(x * 2 - 1, 2) + 1) / 2).clamp(0, 1)
+                    x = downscale(camera_pipeline(big, gen), 2).clamp(0, 1)
+                else:
+                    x = camera_pipeline(x, gen)
+        elif kind < 0.3:
             x = x + torch.randn(x.shape, generator=gen, device=x.device) * _u(gen, 1, 50) / 255
         elif kind < 0.9:
             x = camera_noise(x, gen)
         if pre:  # noise at sensor resolution, then downscaled: finer, correlated grain
             x = downscale(x.clamp(0, 1), scale)
-        if _u(gen, 0, 1) < 0.5:
-            x = jpeg(x, int(_u(gen, 30, 95)))
+        if _u(gen, 0, 1) < (0.75 if camera else 0.5):
+            x = jpeg(x, int(_u(gen, 60, 95) if camera else _u(gen, 30, 95)))
         out.append(x.clamp(0, 1))
     return quantise(torch.cat(out) * 2 - 1)

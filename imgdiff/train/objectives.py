@@ -25,7 +25,7 @@ def degraded_condition(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> 
     """The network's condition: the degraded image, bicubic-upsampled back to the clean grid."""
     s = int(cfg["scale"])
     if cfg.get("degradation", "bicubic") == "real":
-        low = real_degrade(clean, s, gen)
+        low = real_degrade(clean, s, gen, camera=bool(cfg.get("camera", False)))
     else:
         low = quantise(downscale(clean, s))
     return upscale_bicubic(low, s)

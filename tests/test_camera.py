@@ -1,0 +1,104 @@
+"""The camera pipeline of training (issue 14) and the default's choice between white and camera noise."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imgdiff.noise import read_noise
+from imgdiff.train import camera
+from tests.conftest import EXAMPLES, cli
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    """A 256x256 crop of the shipped example photo, uint8 RGB."""
+    return np.asarray(Image.open(EXAMPLES / "clean.png").convert("RGB"))[:256, :256].copy()
+
+
+def as_tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+
+
+def psnr(a, b) -> float:
+    return float(10 * np.log10(255**2 / np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)))
+
+
+def test_mosaic_and_bilinear_demosaic_recover_a_smooth_image():
+    x = torch.linspace(0, 1, 64)[None, None, None, :].expand(1, 3, 64, 64).clone()
+    x[:, 1] *= 0.5
+    back = camera.demosaic_bilinear(camera.mosaic(x))
+    assert (back - x)[..., 2:-2, 2:-2].abs().max() < 1e-5
+
+
+def test_without_noise_the_round_trip_keeps_the_colours(clean, monkeypatch):
+    monkeypatch.setattr(camera, "random_noise_levels", lambda gen: (0.0, 0.0))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):  # both demosaicing methods, several cameras and gains
+        out = (camera.camera_pipeline(as_tensor(clean), g)[0].permute(1, 2, 0).numpy() * 255).round()
+        assert psnr(out, clean) > 23  # only demosaicing error remains (edges of a textured photo)
+        assert np.abs(out.mean((0, 1)) - clean.mean((0, 1))).max() < 2.5  # no colour shift
+
+
+def test_noise_is_signal_dependent_and_spatially_correlated(monkeypatch):
+    monkeypatch.setattr(camera, "random_noise_levels", lambda gen: (4e-3, 1e-5))
+    monkeypatch.setattr(camera, "random_gains", lambda gen: (1.0, 1.0, 1.0))
+    monkeypatch.setattr(camera, "random_rgb2cam", lambda gen: torch.eye(3))
+    monkeypatch.setattr(camera, "demosaic_edge_aware", camera.demosaic_bilinear)
+    g = torch.Generator().manual_seed(1)
+    flat = torch.cat([torch.full((1, 3, 96, 96), 0.03), torch.full((1, 3, 96, 96), 0.5)], dim=3)
+    noise = camera.camera_pipeline(flat, g) - camera.camera_pipeline(flat, g)  # two draws of the same scene
+    dark, bright = float(noise[..., 4:-4, 4:92].std()), float(noise[..., 4:-4, 100:188].std())
+    assert 2 / 255 < min(dark, bright) and abs(dark - bright) > 0.2 * max(dark, bright)  # AWGN: equal
+    # demosaicing spreads each raw sample's noise over its neighbours: adjacent pixels correlate
+    n = noise[0, 0, 4:-4, 4:92]
+    assert float((n[:, 1:] * n[:, :-1]).mean() / (n**2).mean()) > 0.2
+
+
+def awgn(a: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(a + rng.normal(0, sigma, a.shape), 0, 255).round().astype(np.uint8)
+
+
+def recorded(a: np.ndarray, seed: int, shot: float = 4e-3) -> np.ndarray:
+    g = torch.Generator().manual_seed(seed)
+    levels = camera.random_noise_levels
+    camera.random_noise_levels = lambda gen: (shot, shot**2)
+    try:
+        return (camera.camera_pipeline(as_tensor(a), g)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    finally:
+        camera.random_noise_levels = levels
+
+
+@pytest.mark.parametrize("sigma", [5, 15, 40])
+def test_white_noise_is_read_as_white_with_its_level(clean, sigma):
+    r = read_noise(awgn(clean, sigma).astype(np.float32) / 255)
+    assert r.kind == "white" and abs(r.sigma - sigma) < 2.5, r
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_camera_noise_is_read_as_camera(clean, seed):
+    r = read_noise(recorded(clean, seed).astype(np.float32) / 255)
+    assert r.kind == "camera", r
+
+
+def test_default_denoise_picks_the_model_for_the_noise(runner, tmp_path, clean):
+    (tmp_path / "white.png").write_bytes(b"")
+    Image.fromarray(awgn(clean, 20)).save(tmp_path / "white.png")
+    Image.fromarray(recorded(clean, 0)).save(tmp_path / "camera.png")
+    r = cli(runner, "denoise", str(tmp_path), "-o", str(tmp_path / "out"), "--json", "--ensemble", "1")
+    assert r.exit_code == 0, r.stderr
+    got = {json.loads(line)["input"].rsplit("/", 1)[1]: json.loads(line) for line in r.stdout.splitlines()}
+    assert got["white.png"]["mode"] == "gaussian" and abs(got["white.png"]["sigma"] - 20) < 3
+    assert got["camera.png"]["mode"] == "real" and got["camera.png"]["noise"] == "camera"
+    meta = json.loads(Image.open(tmp_path / "out" / "camera.png").text["imgdiff"])
+    assert meta["mode"] == "real" and meta["mode_asked"] == "auto"
+    # --sigma keeps meaning white noise of that level; --mode stays an override
+    r = cli(runner, "denoise", str(tmp_path / "camera.png"), "-o", str(tmp_path / "g.png"), "--sigma", "10", "--json")
+    assert json.loads(r.stdout)["mode"] == "gaussian"
+    r = cli(runner, "denoise", str(tmp_path / "white.png"), "-o", str(tmp_path / "r.png"), "--mode", "real", "--json")
+    assert json.loads(r.stdout)["mode"] == "real"
