@@ -12,7 +12,7 @@ from PIL import Image
 
 from .defaults import DENOISE_ENSEMBLE
 from .device import Runtime, make_runtime
-from .hub import LoadedModel, load
+from .hub import LoadedModel, check_restore_model, load
 from .io import ImageData, from_pil, to_pil
 
 
@@ -59,6 +59,7 @@ def upscale(
     from .pipelines.restore import restore_image
 
     m, rt = _setup(model or f"upscale-x{scale}", "restore", device, tile, ensemble)
+    check_restore_model(m, scale, "bicubic")
     return to_pil(restore_image(from_pil(image), m, rt, steps, seed))
 
 

@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ImgdiffError
-from .io import FORMATS, INPUT_EXTS
+from .errors import ImgdiffError, UsageError
+from .io import (
+    FORMATS,
+    INPUT_EXTS,
+    encode_image,
+    lost_on_write,
+    output_format,
+    read_image,
+    stdout_is_terminal,
+    write_atomic,
+    write_stdout,
+)
+from .report import Reporter, silence_stdout
 
 GLOB_CHARS = set("*?[")
 # extensions of image formats people may type after -o that we cannot write: an error, not a folder
@@ -258,3 +270,162 @@ def clean_stale_temps(folders: set[Path]) -> list[Path]:
             except OSError:
                 continue
     return removed
+
+
+# --- the job runner: one loop for every image command --------------------------------------------
+
+
+@dataclass
+class BatchOptions:
+    """What the runner reads of a command's options (the CLI's options extend it)."""
+
+    output: str | None
+    suffix: str | None
+    overwrite: bool
+    skip_existing: bool
+    recursive: bool
+    json: bool
+    max_pixels: int
+
+
+def plan_batch(
+    inputs: list[str],
+    common: BatchOptions,
+    task: str,
+    default_suffix: str,
+    rep: Reporter,
+    output_ext: str | None = None,
+    protected: tuple[Path, ...] = (),
+) -> list[Job]:
+    """Inputs to jobs with their outputs; every usage error (UsageError) is raised here, before any
+    model is loaded, as diffusers pipelines run check_inputs first."""
+    if common.overwrite and common.skip_existing:
+        raise UsageError("--overwrite and --skip-existing exclude each other")
+    try:
+        jobs, many = expand_inputs(inputs, common.recursive)
+        suffix = (common.suffix or default_suffix) if common.output is None else (common.suffix or "")
+        dropped = drop_own_outputs(jobs, task, suffix, output_dir(common.output, many))
+        plan_outputs(jobs, many, common.output, common.suffix, default_suffix, output_ext, protected)
+    except UsageError:
+        raise
+    except ImgdiffError as e:
+        raise UsageError(str(e)) from None
+    for job, reason in dropped:
+        (rep.info if job.expanded else rep.warn)(f"{job.label}: skipped, {reason} (name it alone to process it)")
+    check_stdout(jobs, common)
+    return jobs
+
+
+def needs_work(job: Job, common: BatchOptions) -> bool:
+    """Whether run_job would get as far as the model for this job."""
+    if job.error:
+        return False
+    out = job.output
+    return out is None or common.overwrite or not (out.exists() or out.is_symlink())
+
+
+def check_stdout(jobs: list[Job], common: BatchOptions) -> None:
+    """Image bytes and JSON lines cannot share stdout, and image bytes do not go to a terminal."""
+    to_stdout = any(j.output is None and not j.error for j in jobs)
+    if to_stdout and common.json:
+        raise UsageError("--json and an image on stdout (-o -, or stdin without -o) both want stdout; give -o FILE")
+    if to_stdout and stdout_is_terminal():
+        raise UsageError("not writing image bytes to a terminal; redirect stdout or give -o FILE")
+
+
+def run_jobs(jobs: list[Job], common: BatchOptions, task: str, process, rep: Reporter, read=None) -> int:
+    """Every job in order, each failure costing one file; 0 when all went well, else 1."""
+    failed = 0
+    clean_stale_temps({j.output.parent for j in jobs if j.output is not None})
+    with rep.files(len(jobs), task):
+        for job in jobs:
+            ok = run_job(job, common, task, process, rep, read)
+            failed += not ok
+            rep.advance_file()
+    if failed and len(jobs) > 1:
+        rep.warn(f"{failed} of {len(jobs)} inputs failed")
+    return 1 if failed or rep.stdout_lost else 0
+
+
+def run_job(job: Job, common: BatchOptions, task: str, process, rep: Reporter, read=None) -> bool:
+    """One input to one output; every failure is one stderr line and a False return.
+    `read(job)` replaces decoding the input (generate has none)."""
+    record = {"input": job.label, "output": "-" if job.output is None else str(job.output), "task": task}
+    t0 = time.time()
+
+    def failed(msg: str) -> bool:
+        rep.error(msg)
+        rep.result({**record, "status": "error", "error": msg})
+        return False
+
+    if job.error:
+        return failed(job.error)
+    out = job.output
+    if out is not None and (out.exists() or out.is_symlink()):
+        if common.skip_existing:
+            rep.info(f"{job.label}: {out} exists, skipped")
+            rep.result({**record, "status": "skipped"})
+            return True
+        if not common.overwrite:
+            return failed(f"{job.label}: {out} already exists (use --overwrite or --skip-existing)")
+        if out.is_dir():
+            return failed(f"{job.label}: {out} is a directory")
+    try:
+        fmt = "PNG" if out is None else output_format(out)
+        if out is not None:
+            ensure_parent(out, common)  # before the model runs: a bad target costs nothing
+        if read is not None:
+            img = read(job)
+        else:
+            src = sys.stdin.buffer.read() if job.source is None else job.source
+            img = read_image(src, name=job.label, max_pixels=common.max_pixels)
+            for w in img.warnings:
+                rep.warn(w)
+        rep.context = job.label
+        result, meta, extra = process(img, rep)
+        for w in lost_on_write(result, fmt):
+            rep.warn(f"{job.label} -> {record['output']}: {w}")
+        data = encode_image(result, fmt, meta)
+        if out is None:
+            write_stdout(data)
+        else:
+            write_atomic(out, data, overwrite=common.overwrite)
+    except ImgdiffError as e:
+        return failed(str(e))
+    except FileExistsError:
+        return failed(f"{job.label}: {out} appeared meanwhile; not replaced (use --overwrite)")
+    except BrokenPipeError:
+        silence_stdout()
+        return failed(f"{job.label}: stdout was closed before the image was written")
+    except OSError as e:
+        if out is None:
+            silence_stdout()  # or the interpreter's final flush fails again, with a traceback
+        target = "stdout" if out is None else out
+        return failed(f"{job.label}: cannot write {target}: {e.strerror or e}")
+    except MemoryError:
+        return failed(f"{job.label}: out of memory (try a smaller --tile)")
+    except Exception as e:  # a bug must cost one file, not the batch; IMGDIFF_DEBUG=1 shows the traceback
+        if os.environ.get("IMGDIFF_DEBUG"):
+            raise
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        return failed(f"{job.label}: internal error {type(e).__name__}: {first} (IMGDIFF_DEBUG=1 for details)")
+    seconds = round(time.time() - t0, 3)
+    rep.info(f"{job.label} -> {record['output']}  ({', '.join(f'{k} {v}' for k, v in extra.items())}, {seconds} s)")
+    rep.result({**record, "status": "ok", "seconds": seconds, **extra})
+    return True
+
+
+def ensure_parent(out: Path, common: BatchOptions) -> None:
+    """Create folders under an -o DIR; a single -o FILE's folder must already exist."""
+    parent = out.parent
+    if parent.is_dir():
+        return
+    if common.output and Path(common.output) != out:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            return
+        except (FileExistsError, NotADirectoryError):
+            raise ImgdiffError(f"cannot create folder {parent}: a file is in the way") from None
+        except OSError as e:
+            raise ImgdiffError(f"cannot create folder {parent}: {e.strerror or e}") from None
+    raise ImgdiffError(f"folder {parent} does not exist")

@@ -15,3 +15,7 @@ class ImageError(ImgdiffError):
 
 class UnknownModel(CheckpointError):
     """--model names neither a shipped model nor an existing file: a usage error, found before loading."""
+
+
+class UsageError(ImgdiffError):
+    """An option or argument the user must change: one line and exit 2, before any work is done."""

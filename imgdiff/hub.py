@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import torch
 
 from .checkpoint import load_tensors, read_config, read_header
-from .errors import CheckpointError, UnknownModel
+from .errors import CheckpointError, UnknownModel, UsageError
 from .models import ARCHITECTURE, Denoiser, build_denoiser
 
 HF_PREFIX = "hf://"
@@ -205,6 +205,13 @@ def check_tensors(path: Path, cfg: dict, header: dict | None = None) -> None:
             raise CheckpointError(
                 f"{path}: tensor {name!r} has shape {info['shape']}, the config needs {list(expected[name])}"
             )
+
+
+def check_restore_model(model: LoadedModel, scale: int, degradation: str) -> None:
+    """The one check, for the API and the CLI alike, that a restore checkpoint fits the job."""
+    got = (int(model.config.get("scale", 0)), model.config.get("degradation", "bicubic"))
+    if got != (scale, degradation):
+        raise UsageError(f"{model.name}: a model for x{got[0]} {got[1]} inputs cannot do x{scale} {degradation}")
 
 
 def manifest_names() -> set[str]:

@@ -16,7 +16,7 @@ upscale-x2 32 160 4e-4
 generate 128 64 3e-4"}
 tasks=$(cut -d' ' -f1 <<< "$jobs" | tr '\n' ' ')
 while read -r task batch crop lr extra; do
-  python3 -m imgdiff.train.trainer --task "$task" --data "$data" --out "$out/$task.safetensors" \
+  python3 -m imgdiff train --task "$task" --data "$data" --out "$out/$task.safetensors" \
     --run-dir "/tmp/runs/$task" --device "$dev" --bf16 --minutes "$minutes" --batch "$batch" \
     --crop "$crop" --lr "$lr" --warmup 500 --val-every 1000 --threads 4 $extra > "$out/$task.log" 2>&1 &
 done <<< "$jobs"

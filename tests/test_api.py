@@ -29,3 +29,12 @@ def test_version_import_is_light():
     code = "import sys, imgdiff; print(imgdiff.__version__, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == [imgdiff.__version__, "False"]
+
+
+def test_api_upscale_checks_the_checkpoints_scale(photo):
+    import pytest
+
+    from imgdiff.errors import UsageError
+
+    with pytest.raises(UsageError, match="cannot do x2"):
+        imgdiff.upscale(Image.fromarray(photo), scale=2, model="upscale-x4")

@@ -134,11 +134,22 @@ def test_concurrent_writers_never_corrupt(tmp_path, photo):
 def test_no_clobber_race_between_two_writers(tmp_path, photo):
     src = write_images(tmp_path / "in", photo, 6, size=(64, 48))
     out = tmp_path / "out"
-    args = batch_args(src, out, "-q")
-    procs = [subprocess.Popen(args, env=ENV, cwd=ROOT, stderr=subprocess.PIPE) for _ in range(2)]
-    codes = [p.wait(timeout=120) for p in procs]
-    assert set(codes) <= {0, 1}  # the loser of each race reports "exists" instead of replacing
+    args = batch_args(src, out, "-q", "--json")
+    procs = [
+        subprocess.Popen(args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    records = [__import__("json").loads(line) for out_, _ in results for line in out_.decode().splitlines()]
     assert len(complete_pngs(out)) == 6
+    for name in {os.path.basename(r["output"]) for r in records}:
+        mine = [r for r in records if os.path.basename(r["output"]) == name]
+        # every output was written by exactly one process; the other reported it existing, never replaced it
+        assert sorted(r["status"] for r in mine) == ["error", "ok"], mine
+        loser = next(r for r in mine if r["status"] == "error")
+        assert "already exists" in loser["error"] or "appeared meanwhile" in loser["error"], loser
+    for proc, (_, err) in zip(procs, results, strict=True):
+        lost = err.decode().count("imgdiff: error:")
+        assert proc.returncode == (1 if lost else 0)
 
 
 def test_full_or_closed_stdout(tmp_path, noisy_png):
@@ -171,8 +182,8 @@ def test_unwritable_targets_fail_cleanly(runner, tmp_path, noisy_png):
     assert r.exit_code == 1 and "does not exist" in r.stderr
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
-    r = cli(runner, "denoise", str(noisy_png), str(noisy_png.parent / "noisy.png"), "-o", str(blocker / "sub"))
-    assert r.exit_code in (1, 2)
+    r = cli(runner, "denoise", str(noisy_png), "-o", str(blocker / "sub") + "/")
+    assert r.exit_code == 1 and "a file is in the way" in r.stderr
     r = cli(runner, "denoise", str(noisy_png), "-o", str(blocker / "x.png"))
     assert r.exit_code == 1 and "blocker" in r.stderr
     r = cli(runner, "denoise", str(noisy_png), "-o", "/proc/imgdiff-test.png")

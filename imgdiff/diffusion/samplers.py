@@ -12,15 +12,11 @@ import torch
 
 DenoiserFn = Callable[[torch.Tensor, float], torch.Tensor]
 NoiseFn = Callable[[int], torch.Tensor]
-StepCallback = Callable[[int, int], None] | None
 
 
-def sample_heun(
-    denoiser: DenoiserFn, x: torch.Tensor, sigmas: torch.Tensor, callback: StepCallback = None
-) -> torch.Tensor:
+def sample_heun(denoiser: DenoiserFn, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     """Deterministic probability-flow ODE, Heun's 2nd order (Euler on the final step to sigma=0)."""
-    n = len(sigmas) - 1
-    for i in range(n):
+    for i in range(len(sigmas) - 1):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
         d = (x - denoiser(x, s)) / s
         x_next = x + (s_next - s) * d
@@ -28,8 +24,6 @@ def sample_heun(
             d2 = (x_next - denoiser(x_next, s_next)) / s_next
             x_next = x + (s_next - s) * (d + d2) / 2
         x = x_next
-        if callback:
-            callback(i + 1, n)
     return x
 
 
@@ -48,21 +42,14 @@ def sample_ancestral(
     sigmas: torch.Tensor,
     noise: NoiseFn,
     eta: float = 1.0,
-    callback: StepCallback = None,
 ) -> torch.Tensor:
     """Euler-ancestral: a stochastic sampler of the reverse SDE; started at a noisy photo's
     own sigma it draws from the denoising posterior p(clean | noisy)."""
-    n = len(sigmas) - 1
-    for i in range(n):
+    for i in range(len(sigmas) - 1):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
         x0 = denoiser(x, s)
         down, up = ancestral_step_sizes(s, s_next, eta)
         x = x0 + (x - x0) * (down / s)
         if up > 0:
             x = x + noise(i) * up
-        if callback:
-            callback(i + 1, n)
     return x
-
-
-SAMPLERS = ("ancestral", "heun")

@@ -12,7 +12,6 @@ import copy
 import csv
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch
 
 from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
 from ..device import cpu_bf16_path
+from ..errors import UsageError
 from ..hub import sha256_file
 from ..models import build_denoiser
 from ..models.unet import UNetConfig
@@ -207,10 +207,10 @@ def split_sources(sources: list[DataSource]) -> list[Split]:
         split = Split(src, *split_images(src.folder))
         if not split.train or not split.val:
             n = len(split.train) + len(split.val)
-            raise SystemExit(f"{src.folder}: need images for both training and validation (found {n})")
+            raise UsageError(f"{src.folder}: need images for both training and validation (found {n})")
         splits.append(split)
     if len({s.source.name for s in splits}) != len(splits):
-        raise SystemExit("--data: two folders share a name; their validation figures would collide")
+        raise UsageError("--data: two folders share a name; their validation figures would collide")
     return splits
 
 
@@ -232,7 +232,7 @@ def train(opts: TrainOptions) -> dict:
         check_shares([src.share for src in sources])
         select = resolve_select(sources, opts.select)
     except ValueError as e:
-        raise SystemExit(str(e)) from None
+        raise UsageError(str(e)) from None
     splits = split_sources(sources)
 
     state: dict = {}
@@ -244,7 +244,7 @@ def train(opts: TrainOptions) -> dict:
         # the network shape comes from the weights, everything task-specific from the task
         init_cfg, cfg = read_config(opts.init), default_config(opts.task)
         if init_cfg["task"] != cfg["task"]:
-            raise SystemExit(f"{opts.init}: a {init_cfg['task']!r} checkpoint cannot initialise {opts.task!r}")
+            raise UsageError(f"{opts.init}: a {init_cfg['task']!r} checkpoint cannot initialise {opts.task!r}")
         cfg["net"] = {**init_cfg["net"], **(opts.net or {})}
         cfg["init"] = lineage(opts.init, init_cfg)
     else:
@@ -408,43 +408,3 @@ def train(opts: TrainOptions) -> dict:
     save_state()
     log(opts, f"{opts.task} done: step {step}, val {figures}, best {best}")
     return figures
-
-
-def train_main(argv: list[str] | None = None) -> None:
-    """`python -m imgdiff.train.trainer`: the same loop without the CLI (used on the GPU box)."""
-    import argparse
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--data", type=parse_data, action="append", required=True, help="FOLDER or FOLDER@SHARE; repeat")
-    ap.add_argument("--select", help="the --data folder whose held-out slice chooses checkpoints (default: the last)")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--run-dir", type=Path)
-    for name, typ in (
-        ("minutes", float),
-        ("max-steps", int),
-        ("batch", int),
-        ("crop", int),
-        ("lr", float),
-        ("ema", float),
-        ("warmup", int),
-        ("val-every", int),
-        ("seed", int),
-        ("threads", int),
-    ):
-        ap.add_argument(f"--{name}", type=typ)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--bf16", action="store_true")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init", type=Path)
-    ap.add_argument("--net", type=parse_net, help="network-shape overrides, e.g. unshuffle=4 (not with --resume)")
-    a = ap.parse_args(argv)
-    kw = {k: v for k, v in vars(a).items() if v is not None}
-    kw["run_dir"] = kw.get("run_dir") or Path("runs") / a.task
-    kw["threads"] = kw.get("threads") or min(2, os.cpu_count() or 1)
-    kw["command"] = " ".join(["python -m imgdiff.train.trainer", *(argv if argv is not None else sys.argv[1:])])
-    train(TrainOptions(**kw))
-
-
-if __name__ == "__main__":
-    train_main()

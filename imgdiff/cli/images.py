@@ -1,0 +1,306 @@
+"""The four image commands: each checks its options and plans its outputs (batch.plan_batch), loads
+its model once, and hands a per-image `process` to the shared runner (batch.run_jobs)."""
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..batch import Job, check_not_an_input, check_stdout, needs_work, output_dir, plan_batch, run_jobs
+from ..defaults import DENOISE_ENSEMBLE
+from ..errors import ImgdiffError
+from ..io import describe_pixels, output_format, read_image
+from ..report import Reporter
+from .options import (
+    SEED_MAX,
+    Common,
+    EnsembleOpt,
+    InputsArg,
+    fail_usage,
+    finish,
+    finite,
+    image_command,
+    load_model,
+    load_restore,
+    metadata,
+    setup_runtime,
+)
+
+
+def plan(inputs: list[str], common: Common, task: str, default_suffix: str, rep: Reporter, **kw) -> list[Job]:
+    """The jobs of a command; when none needs work (all fail or exist) they are reported and the
+    command ends here, without loading a model."""
+    jobs = plan_batch(inputs, common, task, default_suffix, rep, **kw)
+    if not any(needs_work(job, common) for job in jobs):
+        finish(run_jobs(jobs, common, task, None, rep))
+    return jobs
+
+
+def model_mode(spec: str) -> str:
+    """The denoise mode a --model checkpoint serves: a white-noise denoiser or a blind restorer."""
+    from ..checkpoint import read_config
+    from ..errors import UnknownModel
+    from ..hub import resolve
+
+    try:
+        return "real" if read_config(resolve(spec)[0]).get("task") == "restore" else "gaussian"
+    except UnknownModel as e:
+        fail_usage(f"--model {e}")
+    except ImgdiffError:
+        return "gaussian"  # unreadable: loading it as the white-noise model reports why
+
+
+def parse_sigma(sigma: str, mode: str) -> Optional[float]:
+    """--sigma: None for auto, else a finite level >= 0 (the model's upper limit is checked once loaded)."""
+    if sigma == "auto":
+        return None
+    if mode == "real":
+        fail_usage("--sigma applies to --mode gaussian; --mode real is blind")
+    try:
+        value = float(sigma)
+    except ValueError:
+        fail_usage(f"--sigma {sigma}: expected a number or auto")
+    if not math.isfinite(value) or not 0 <= value <= 255:
+        fail_usage(f"--sigma {sigma}: expected a level in 0..255 or auto")
+    return value
+
+
+@image_command
+def denoise(
+    inputs: InputsArg,
+    sigma: Annotated[
+        str, typer.Option(help="White-noise level on the 0..255 scale (implies --mode gaussian), or auto.")
+    ] = "auto",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="auto (per image: white noise -> gaussian, camera-like or JPEG noise -> real), gaussian "
+            "(sigma-conditioned) or real (blind: camera noise, JPEG)."
+        ),
+    ] = "auto",
+    ensemble: EnsembleOpt = DENOISE_ENSEMBLE,
+    common: Common = None,
+) -> None:
+    """Remove noise: white noise with a known or estimated sigma, or real camera noise and JPEG."""
+    from ..noise import read_noise
+    from ..pipelines.denoise import denoise_image, resolve_sigma
+    from ..pipelines.restore import restore_image
+
+    rep = Reporter(common.quiet, common.json)
+    if mode not in ("auto", "gaussian", "real"):
+        fail_usage(f"--mode {mode}: expected auto, gaussian or real")
+    fixed = parse_sigma(sigma, mode)
+    if fixed is not None:
+        mode = "gaussian"  # --sigma N means white Gaussian noise of that level
+    rt = setup_runtime(common, ensemble)
+    jobs = plan(inputs, common, "denoise", ".denoised", rep)
+    steps = common.steps or 1
+    models: dict[str, object] = {}
+
+    def model_for(kind: str):
+        """Each model once, when the first image that needs it comes (--model names the one asked for)."""
+        if kind not in models:
+            if kind == "real":
+                models[kind] = load_restore(common.model if mode == "real" else None, 1, "real", rt, rep)
+            else:
+                models[kind] = load_model(
+                    (common.model if mode == "gaussian" else None) or "denoise", "denoise", rt, rep
+                )
+        return models[kind]
+
+    if mode == "auto" and common.model:
+        mode = model_mode(common.model)  # one checkpoint: its own task says which mode it serves
+    if mode != "auto":
+        model = model_for("real" if mode == "real" else "gaussian")
+        limit = model.config.get("sigma_max", 0) * 127.5
+        if fixed is not None and fixed > limit + 1e-6:
+            fail_usage(f"--sigma {sigma}: outside the range of {model.name}, 0..{limit:.0f}")
+
+    def process(img, rep):
+        kind, reading = mode, None
+        if mode == "auto":
+            reading = read_noise(img.pixels)
+            kind = "real" if reading.kind == "camera" else "gaussian"
+        found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
+        if kind == "real":
+            model = model_for("real")
+            out = restore_image(img, model, rt, steps, common.seed, rep.step)
+            meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, **found)
+            return out, meta, {"mode": "real", "steps": steps, **found}
+        model = model_for("gaussian")
+        s = resolve_sigma(img, fixed if reading is None else reading.sigma, model)
+        if fixed is None and s < 1:
+            rep.warn(f"{rep.context}: estimated noise level is {s:.1f}: nothing to remove")
+        out = denoise_image(img, model, rt, s, steps, common.seed, rep.step)
+        meta = metadata(
+            "denoise", model, rt, common, steps, mode="gaussian", mode_asked=mode, sigma=round(s, 3), sigma_mode=sigma
+        )
+        return out, meta, {"mode": "gaussian", "sigma": round(s, 2), "steps": steps, **found}
+
+    finish(run_jobs(jobs, common, "denoise", process, rep))
+
+
+@image_command
+def upscale(
+    inputs: InputsArg,
+    scale: Annotated[int, typer.Option(help="Magnification: 2 or 4.")] = 4,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="bicubic (clean downscaled inputs) or real (photos with blur, camera noise, JPEG; "
+            "x4 ships upscale-x4-real, x2 needs --model)."
+        ),
+    ] = "bicubic",
+    ensemble: EnsembleOpt = 1,
+    common: Common = None,
+) -> None:
+    """Enlarge images 2x or 4x."""
+    from ..pipelines.restore import restore_image
+
+    if scale not in (2, 4):
+        fail_usage(f"--scale {scale}: expected 2 or 4")
+    if mode not in ("bicubic", "real"):
+        fail_usage(f"--mode {mode}: expected bicubic or real")
+    rep = Reporter(common.quiet, common.json)
+    rt = setup_runtime(common, ensemble)
+    jobs = plan(inputs, common, "upscale", f".x{scale}", rep)
+    model = load_restore(common.model, scale, mode, rt, rep)
+    steps = common.steps or 1
+
+    def process(img, rep):
+        out = restore_image(img, model, rt, steps, common.seed, rep.step)
+        return (
+            out,
+            metadata("upscale", model, rt, common, steps, scale=scale, mode=mode),
+            {"scale": scale, "steps": steps},
+        )
+
+    finish(run_jobs(jobs, common, "upscale", process, rep))
+
+
+@image_command
+def stylize(
+    inputs: InputsArg,
+    style: Annotated[Path, typer.Option(help="Style image (or a style .safetensors saved with --save-style).")],
+    strength: Annotated[
+        float, typer.Option(min=0.0, max=1.0, callback=finite, help="0 keeps the content, 1 replaces it.")
+    ] = 0.45,
+    save_style: Annotated[Optional[Path], typer.Option(help="Also save the learnt style model here.")] = None,
+    style_steps: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Fine-tuning steps when learning a new style.")
+    ] = 300,
+    common: Common = None,
+) -> None:
+    """Repaint images in the colours and textures of a style image."""
+    from ..hub import load
+    from ..pipelines.stylize import style_model, stylize_image
+
+    rep = Reporter(common.quiet, common.json)
+    rt = setup_runtime(common)
+    jobs = plan(inputs, common, "stylize", ".stylized", rep, protected=(style,))
+    if save_style is not None:
+        if save_style.suffix != ".safetensors":
+            fail_usage(f"--save-style {save_style}: a style model is saved as .safetensors")
+        try:
+            check_not_an_input(save_style, jobs, (style,), "--save-style")
+        except ImgdiffError as e:
+            fail_usage(str(e))
+        if any(j.output is not None and j.output.resolve() == save_style.resolve() for j in jobs):
+            fail_usage(f"--save-style {save_style} is also an image output")
+    t0 = time.time()
+    try:
+        if style.suffix == ".safetensors":
+            smodel, cached = load(str(style), "generate", rt.device), True
+        else:
+            base = load(common.model or "generate", "generate", rt.device)
+            simg = read_image(style, max_pixels=common.max_pixels)
+            rep.info(f"learning the style of {style} (cached after the first run)")
+            smodel, cached = style_model(
+                base, simg, rt.device, common.seed, style_steps, save_style, common.overwrite, rep.step, rep.warn
+            )
+    except ImgdiffError as e:
+        rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
+        finish(1)
+    rep.info(f"style model {'from cache' if cached else 'trained'} in {time.time() - t0:.1f} s")
+    steps = common.steps or 12
+
+    def process(img, rep):
+        out = stylize_image(img, smodel, rt, strength, steps, common.seed, rep.step)
+        meta = metadata("stylize", smodel, rt, common, steps, strength=strength, style=str(style))
+        return out, meta, {"strength": strength, "steps": steps, "style_cached": cached}
+
+    finish(run_jobs(jobs, common, "stylize", process, rep))
+
+
+def parse_size(size: str, max_pixels: int) -> tuple[int, int]:
+    """--size N or WxH: positive, and within --max-pixels like any input image."""
+    try:
+        w, h = size.lower().split("x") if "x" in size.lower() else (size, size)
+        width, height = int(w), int(h)
+    except ValueError:
+        fail_usage(f"--size {size}: expected N or WxH")
+        raise
+    if width < 1 or height < 1:
+        fail_usage(f"--size {size}: both sides must be positive")
+    if width * height > max_pixels:
+        fail_usage(
+            f"--size {size}: {width}x{height} is {describe_pixels(width * height)}, "
+            f"over --max-pixels {describe_pixels(max_pixels)}"
+        )
+    return width, height
+
+
+@image_command
+def generate(
+    num: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many images.")] = 1,
+    size: Annotated[str, typer.Option(help="N or WxH, multiples of 16; above 64 is sampled patch-wise.")] = "64",
+    tileable: Annotated[bool, typer.Option(help="Make the texture seamless when tiled.")] = False,
+    common: Common = None,
+) -> None:
+    """Generate natural textures from noise (numbered files into -o DIR, or -o FILE / -)."""
+    from ..pipelines.generate import generate_image
+
+    rep = Reporter(common.quiet, common.json)
+    if not common.output:
+        fail_usage("generate needs -o DIR, -o FILE or -o -")
+    width, height = parse_size(size, common.max_pixels)
+    if common.output == "-" and num > 1:
+        fail_usage("-o - takes a single image (--num 1)")
+    if common.seed + num - 1 > SEED_MAX:
+        fail_usage(f"--seed {common.seed} --num {num}: the seeds of the images would pass {SEED_MAX}")
+    rt = setup_runtime(common)
+    jobs = generate_jobs(common, num)
+    check_stdout(jobs, common)
+    model = load_model(common.model or "generate", "generate", rt, rep)
+    m = model.denoiser.net.multiple
+    if width % m or height % m:
+        fail_usage(f"--size {size}: both sides must be multiples of {m} for {model.name}")
+    steps = common.steps or 24
+    seeds = {id(job): common.seed + i for i, job in enumerate(jobs)}
+
+    def process(job: Job, rep: Reporter):
+        seed = seeds[id(job)]
+        img = generate_image(model, rt, width, height, steps, seed, tileable, rep.step)
+        meta = metadata("generate", model, rt, common, steps, size=f"{width}x{height}", tileable=tileable, seed=seed)
+        return img, meta, {"seed": seed, "size": f"{width}x{height}"}
+
+    finish(run_jobs(jobs, common, "generate", process, rep, read=lambda job: job))
+
+
+def generate_jobs(common: Common, num: int) -> list[Job]:
+    """Numbered outputs: -o DIR gets generated-SEED.png, -o FILE (or FILE-0001...), -o - stdout."""
+    out = Path(common.output)
+    try:
+        out_dir = output_dir(common.output, many=False)
+    except ImgdiffError as e:
+        fail_usage(str(e))
+    if common.output == "-":
+        targets: list[Optional[Path]] = [None]
+    elif out_dir is None:
+        output_format(out)
+        targets = [out] if num == 1 else [out.with_name(f"{out.stem}-{i + 1:04d}{out.suffix}") for i in range(num)]
+    else:
+        targets = [out_dir / f"generated-{common.seed + i:04d}{common.suffix or ''}.png" for i in range(num)]
+    return [Job(None, None, f"generate#{i + 1} (seed {common.seed + i})", t) for i, t in enumerate(targets)]

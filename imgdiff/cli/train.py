@@ -1,0 +1,171 @@
+"""`imgdiff train` and `imgdiff eval`: the project's own training loop and evaluation, from the CLI."""
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..defaults import DEFAULT_TILE
+from ..errors import ImgdiffError
+from ..io import DEFAULT_MAX_PIXELS
+from ..report import Reporter
+from .options import SEED_MAX, Common, check_threads, fail_usage, finite, load_model, load_restore, setup_runtime
+
+
+def train(
+    task: Annotated[str, typer.Option(help="denoise, upscale-x2, upscale-x4 or generate.")],
+    data: Annotated[
+        list[str],
+        typer.Option(
+            help="Folder of training images (a held-out slice is kept for validation); repeat for several, "
+            "FOLDER@SHARE to give one a fixed share of the crops (default: in proportion to area)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Best checkpoint (EMA, fp16) is written here.")],
+    run_dir: Annotated[Optional[Path], typer.Option(help="Resumable state and CSV log (default runs/TASK).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/state.safetensors.")] = False,
+    init: Annotated[Optional[Path], typer.Option(help="Start from these weights with a fresh optimiser.")] = None,
+    net: Annotated[
+        str,
+        typer.Option(
+            help="Network-shape overrides, e.g. 'unshuffle=4,blocks=3' (matching tensors of --init kept; "
+            "ignored with --resume, whose state fixes the shape)."
+        ),
+    ] = "",
+    minutes: Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=100_000, callback=finite, help="Wall-clock budget; the LR anneals over its last quarter."
+        ),
+    ] = 60.0,
+    max_steps: Annotated[int, typer.Option(min=0, help="Stop after N steps instead (0 = use --minutes).")] = 0,
+    batch: Annotated[int, typer.Option(min=1)] = 16,
+    crop: Annotated[int, typer.Option(min=16, help="Training crop size (generate uses its model size).")] = 96,
+    lr: Annotated[float, typer.Option(min=0.0, max=1.0, callback=finite)] = 4e-4,
+    val_every: Annotated[int, typer.Option(min=1, help="Validate and checkpoint every N steps.")] = 500,
+    warmup: Annotated[int, typer.Option(min=1, help="Steps of linear learning-rate warm-up.")] = 300,
+    ema: Annotated[float, typer.Option(min=0.0, max=1.0, callback=finite, help="EMA decay of the shipped weights.")] = (
+        0.999
+    ),
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX)] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[Optional[int], typer.Option(min=1, callback=check_threads, help="CPU threads.")] = None,
+    bf16: Annotated[
+        bool, typer.Option(help="bf16 autocast (CUDA, or a CPU with AMX/AVX512-BF16: faster steps).")
+    ] = False,
+    select: Annotated[
+        str, typer.Option(help="The --data folder whose held-out slice chooses checkpoints (default: the last).")
+    ] = "",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Train (or resume training) a checkpoint on folders of clean images."""
+    from ..device import resolve_device
+    from ..tasks import TRAIN_TASKS
+    from ..train.data import check_shares
+    from ..train.trainer import TrainOptions, parse_data, parse_net, resolve_select
+    from ..train.trainer import train as run_training
+
+    if task not in TRAIN_TASKS:
+        fail_usage(f"--task {task}: expected one of {', '.join(TRAIN_TASKS)}")
+    try:
+        resolve_device(device)
+        net_overrides = parse_net(net)
+        sources = [parse_data(d) for d in data]
+        check_shares([src.share for src in sources])
+        resolve_select(sources, select)
+    except (ImgdiffError, ValueError) as e:
+        fail_usage(str(e))
+    for src in sources:
+        if not src.folder.is_dir():
+            fail_usage(f"--data {src.folder}: not a folder")
+    opts = TrainOptions(
+        task=task,
+        data=sources,
+        out=out,
+        run_dir=run_dir or Path("runs") / task,
+        minutes=minutes,
+        max_steps=max_steps,
+        batch=batch,
+        crop=crop,
+        lr=lr,
+        val_every=val_every,
+        warmup=warmup,
+        ema=ema,
+        seed=seed,
+        device=device,
+        threads=threads or (os.cpu_count() or 1),
+        bf16=bf16,
+        resume=resume,
+        init=init,
+        net=net_overrides,
+        quiet=quiet,
+        command=" ".join(["imgdiff", *sys.argv[1:]]),
+        select=select,
+    )
+    figures = run_training(opts)
+    print(json.dumps({"task": task, "out": str(out), "validation": figures}))
+
+
+def eval_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of clean reference images.")],
+    task: Annotated[str, typer.Option(help="denoise, upscale-x2 or upscale-x4.")] = "denoise",
+    sigma: Annotated[
+        float, typer.Option(min=0.0, max=255.0, callback=finite, help="Noise level for denoise (0..255 scale).")
+    ] = 25.0,
+    steps: Annotated[int, typer.Option(min=1, max=1000, help="Sampling steps.")] = 1,
+    limit: Annotated[int, typer.Option(min=0, help="Use only the first N images (0 = all).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed of the synthetic noise and the sampler.")] = 0,
+    model: Annotated[Optional[str], typer.Option(help="Checkpoint (default: the shipped one for the task).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    tile: Annotated[Optional[int], typer.Option(min=0, max=65536, help=f"Tile size (default {DEFAULT_TILE}).")] = None,
+    grid: Annotated[Optional[Path], typer.Option(help="Write an input | output | reference picture here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """PSNR/SSIM of imgdiff against baselines on clean images degraded with a fixed seed."""
+    from ..eval.evaluate import evaluate_denoise, evaluate_upscale
+    from ..train.data import list_images
+
+    if task not in ("denoise", "upscale-x2", "upscale-x4"):
+        fail_usage(f"--task {task}: expected denoise, upscale-x2 or upscale-x4")
+    if not folder.is_dir():
+        fail_usage(f"{folder}: not a folder")
+    if not list_images(folder):
+        fail_usage(f"{folder}: no images to evaluate on")
+    common = Common(
+        output=None,
+        suffix=None,
+        overwrite=False,
+        skip_existing=False,
+        recursive=False,
+        json=json_out,
+        max_pixels=DEFAULT_MAX_PIXELS,
+        steps=steps,
+        seed=seed,
+        device=device,
+        precision="auto",
+        tile=tile,
+        tile_overlap=32,
+        model=model,
+        quiet=False,
+        threads=None,
+    )
+    rt = setup_runtime(common)
+    rep = Reporter(False, json_out)
+    if task == "denoise":
+        m = load_model(model or "denoise", "denoise", rt, rep)
+        res = evaluate_denoise(folder, m, rt, sigma, steps, limit, seed, grid)
+        title = f"denoise sigma={sigma:g} on {folder} (RGB PSNR, dB)"
+    else:
+        m = load_restore(model, int(task[-1]), "bicubic", rt, rep)
+        res = evaluate_upscale(folder, m, rt, steps, limit, seed, grid)
+        title = f"{task} on {folder} (Y PSNR, border {task[-1]} px shaved)"
+    if json_out:
+        print(json.dumps({"task": task, "folder": str(folder), "sigma": sigma, "steps": steps, "results": res}))
+        return
+    print(title)
+    print(f"{'method':<10} {'PSNR':>8} {'SSIM':>8} {'s/MP':>8} {'images':>7}")
+    for name, r in res.items():
+        print(f"{name:<10} {r['psnr']:>8.2f} {r['ssim']:>8.4f} {r['s_per_mp']:>8.2f} {r['images']:>7}")
