@@ -21,14 +21,17 @@ def _log_uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: tor
     return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
 
-def degraded_condition(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """The network's condition: the degraded image, bicubic-upsampled back to the clean grid."""
+def degraded_input(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """What the restore model is given: the clean crops degraded (and downscaled) as the task says."""
     s = int(cfg["scale"])
     if cfg.get("degradation", "bicubic") == "real":
-        low = real_degrade(clean, s, gen, camera=bool(cfg.get("camera", False)))
-    else:
-        low = quantise(downscale(clean, s))
-    return upscale_bicubic(low, s)
+        return real_degrade(clean, s, gen, camera=bool(cfg.get("camera", False)))
+    return quantise(downscale(clean, s))
+
+
+def degraded_condition(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """The network's condition: the degraded image, bicubic-upsampled back to the clean grid."""
+    return upscale_bicubic(degraded_input(cfg, clean, gen), int(cfg["scale"]))
 
 
 def make_batch(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:

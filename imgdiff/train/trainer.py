@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..checkpoint import load_tensors, read_config, read_header, save_checkpoint
@@ -28,7 +29,7 @@ from ..models.unet import UNetConfig
 from ..tasks import default_config, sigma_from_255
 from .data import ImageBank, check_shares, split_images, validation_crops
 from .degrade import quantise
-from .objectives import degraded_condition, train_step
+from .objectives import degraded_input, train_step
 
 
 @dataclass
@@ -100,46 +101,66 @@ def log(opts: TrainOptions, msg: str) -> None:
 
 @torch.no_grad()
 def validate(cfg: dict, model, val: torch.Tensor) -> dict:
-    """Fixed-seed figures on held-out crops; 'score' is higher-is-better."""
+    """Fixed-seed figures on held-out crops through the product's own pipelines (as BasicSR's
+    validation calls its test()): one step, no tiling, no ensemble, fp32; 'score' is higher-is-better."""
+    from ..device import Runtime
+    from ..diffusion.precond import edm_loss_weight
+    from ..hub import LoadedModel
+    from ..pipelines.denoise import denoise_image
+    from ..pipelines.restore import restore_image
+    from ..resample import upscale_bicubic
+
     model.eval()
     gen = torch.Generator(device=val.device).manual_seed(1234)
+    rt = Runtime(val.device, torch.float32, tile=0, overlap=0)
+    product = LoadedModel(name="validation", config=cfg, denoiser=model, sha256="")
     out: dict = {}
     if cfg["task"] == "denoise":
         for s in (15, 25, 50):
             sigma = torch.full((val.shape[0],), sigma_from_255(s), device=val.device)
-            noisy = val + torch.randn(val.shape, generator=gen, device=val.device) * sigma[:, None, None, None]
-            noisy = quantise(noisy)
-            den = torch.cat([model(noisy[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
-            out[f"psnr_s{s}"] = _psnr(den, val)
+            noise = torch.randn(val.shape, generator=gen, device=val.device)
+            noisy = quantise(val + noise * sigma[:, None, None, None])
+            den = [denoise_image(as_image(n), product, rt, float(s)) for n in noisy]
+            out[f"psnr_s{s}"] = mean_psnr(den, val)
         out["score"] = sum(out[f"psnr_s{s}"] for s in (15, 25, 50)) / 3
     elif cfg["task"] == "restore":
-        cond = degraded_condition(cfg, val, gen)
-        sig = torch.full((1,), cfg["sigma_max"], device=val.device)
-        out_ = []
-        for i in range(len(val)):
-            x = torch.randn(val[i : i + 1].shape, generator=gen, device=val.device) * cfg["sigma_max"]
-            out_.append(cond[i : i + 1] + model(x, sig, cond[i : i + 1]))
-        out["psnr"] = _psnr(torch.cat(out_), val)
-        out["psnr_input"] = _psnr(cond, val)
+        low = degraded_input(cfg, val, gen)
+        restored = [restore_image(as_image(lo), product, rt, seed=i) for i, lo in enumerate(low)]
+        out["psnr"] = mean_psnr(restored, val)
+        bicubic = upscale_bicubic(low, int(cfg["scale"]))
+        out["psnr_input"] = mean_psnr([as_image(c) for c in bicubic], val)
         out["score"] = out["psnr"]
     else:
         losses = []
-        for s in (0.05, 0.2, 0.5, 1.0, 2.0):
-            sigma = torch.full((val.shape[0],), s, device=val.device)
-            x = val + torch.randn(val.shape, generator=gen, device=val.device) * s
-            den = torch.cat([model(x[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
-            losses.append(float(((den - val) ** 2).mean() * (s**2 + 0.25) / (s * 0.5) ** 2))
+        with torch.inference_mode():
+            for s in (0.05, 0.2, 0.5, 1.0, 2.0):
+                sigma = torch.full((val.shape[0],), s, device=val.device)
+                x = val + torch.randn(val.shape, generator=gen, device=val.device) * s
+                den = torch.cat([model(x[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
+                weight = float(edm_loss_weight(torch.tensor(s), model.sigma_data))
+                losses.append(float(((den - val) ** 2).mean()) * weight)
         out["loss"] = sum(losses) / len(losses)
         out["score"] = -out["loss"]
     model.train()
     return {k: round(v, 4) for k, v in out.items()}
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    a8 = ((a.clamp(-1, 1) + 1) * 127.5).round()
-    b8 = ((b.clamp(-1, 1) + 1) * 127.5).round()
-    mse = ((a8 - b8) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((10 * torch.log10(255**2 / mse)).mean())
+def as_image(x: torch.Tensor):
+    """A (3, H, W) tensor in [-1, 1] as the pipelines' ImageData."""
+    from ..io import ImageData
+
+    return ImageData(pixels=np.ascontiguousarray(((x.float().cpu() + 1) / 2).permute(1, 2, 0).numpy()))
+
+
+def mean_psnr(images: list, val: torch.Tensor) -> float:
+    """Mean over images of the 8-bit PSNR (the benchmark's metric) against the clean crops."""
+    from ..eval.metrics import psnr
+
+    def u8(a: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(a, 0, 1) * 255)
+
+    refs = [u8(((v.float().cpu() + 1) / 2).permute(1, 2, 0).numpy()) for v in val]
+    return float(np.mean([min(psnr(u8(im.pixels), ref), 100.0) for im, ref in zip(images, refs, strict=True)]))
 
 
 def _lr(opts: TrainOptions, step: int, frac: float) -> float:
