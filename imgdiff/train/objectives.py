@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import torch
 
 from ..diffusion.precond import Denoiser, edm_loss_weight
 from ..resample import downscale, upscale_bicubic
-from ..tasks import sigma_from_255
+from ..tasks import SIGMA255_MAX_DENOISE, sigma_from_255
 from .degrade import add_gaussian, quantise, real_degrade
 
 
@@ -34,40 +35,90 @@ def degraded_condition(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> 
     return upscale_bicubic(degraded_input(cfg, clean, gen), int(cfg["scale"]))
 
 
-def make_batch(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
-    """Returns (x, sigma, cond, x0): network input at noise level sigma, condition, clean target."""
-    n, dev = clean.shape[0], clean.device
-    task = cfg["task"]
-    if task == "denoise":
-        # uniform on the 0..255 scale as FFDNet does; a tenth at low noise where photos often are
-        s255 = torch.rand(n, generator=gen, device=dev) * 75.0
-        low = torch.rand(n, generator=gen, device=dev) < 0.1
-        s255 = torch.where(low, s255 / 7.5, s255).clamp_min(0.25)
-        sigma = sigma_from_255(1.0) * s255
+@dataclass(frozen=True)
+class DenoiseObjective:
+    """Non-blind AWGN denoising: sigma uniform on the 0..255 scale up to the model's range, as FFDNet
+    draws it, a share `low_share` of it divided by `low_divisor` (photos are often barely noisy); L1
+    on the clean image."""
+
+    sigma255_max: float = SIGMA255_MAX_DENOISE
+    low_share: float = 0.1
+    low_divisor: float = 7.5
+    sigma255_floor: float = 0.25
+
+    def sigma(self, n: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
+        s255 = torch.rand(n, generator=gen, device=dev) * self.sigma255_max
+        low = torch.rand(n, generator=gen, device=dev) < self.low_share
+        return sigma_from_255(1.0) * torch.where(low, s255 / self.low_divisor, s255).clamp_min(self.sigma255_floor)
+
+    def batch(self, cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
+        sigma = self.sigma(clean.shape[0], gen, clean.device)
         return add_gaussian(clean, sigma, gen, cfg.get("clip_prob", 0.5)), sigma, None, clean
-    if task == "restore":
+
+    def loss(self, model: Denoiser, batch: tuple) -> torch.Tensor:
+        x, sigma, cond, x0 = batch
+        return (model(x, sigma, cond) - x0).abs().mean()
+
+
+@dataclass(frozen=True)
+class RestoreObjective(DenoiseObjective):
+    """Conditional restoration: the residual clean - bicubic(degraded) is diffused with sigma
+    log-uniform in the model's range, half the batch at sigma_max (the one-step PSNR mode); L1."""
+
+    terminal_share: float = 0.5
+
+    def batch(self, cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
+        n, dev = clean.shape[0], clean.device
         cond = degraded_condition(cfg, clean, gen)
         x0 = clean - cond
         sigma = _log_uniform(n, cfg["sigma_min"], cfg["sigma_max"], gen, dev)
-        terminal = torch.rand(n, generator=gen, device=dev) < 0.5  # half the batch trains the PSNR mode
+        terminal = torch.rand(n, generator=gen, device=dev) < self.terminal_share
         sigma = torch.where(terminal, torch.full_like(sigma, cfg["sigma_max"]), sigma)
         x = x0 + torch.randn(x0.shape, generator=gen, device=dev) * sigma[:, None, None, None]
         return x, sigma, cond, x0
-    if task == "generate":
-        sigma = torch.exp(-1.2 + 1.2 * torch.randn(n, generator=gen, device=dev))
+
+
+@dataclass(frozen=True)
+class GenerateObjective:
+    """Unconditional texture model: EDM's log-normal sigma (P_mean, P_std) and EDM-weighted L2."""
+
+    p_mean: float = -1.2
+    p_std: float = 1.2
+
+    def batch(self, cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
+        n, dev = clean.shape[0], clean.device
+        sigma = torch.exp(self.p_mean + self.p_std * torch.randn(n, generator=gen, device=dev))
         x = clean + torch.randn(clean.shape, generator=gen, device=dev) * sigma[:, None, None, None]
         return x, sigma, None, clean
-    raise ValueError(f"unknown task {task!r}")
+
+    def loss(self, model: Denoiser, batch: tuple) -> torch.Tensor:
+        x, sigma, cond, x0 = batch
+        return (self.weight(sigma, model.sigma_data)[:, None, None, None] * (model(x, sigma, cond) - x0) ** 2).mean()
+
+    @staticmethod
+    def weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+        return edm_loss_weight(sigma, sigma_data)
+
+
+OBJECTIVES = {"denoise": DenoiseObjective(), "restore": RestoreObjective(), "generate": GenerateObjective()}
+
+
+def objective_for(cfg: dict):
+    """The task's objective: its sigma distribution and loss weight, read by training and validation."""
+    try:
+        return OBJECTIVES[cfg["task"]]
+    except KeyError:
+        raise ValueError(f"unknown task {cfg['task']!r}") from None
+
+
+def make_batch(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> tuple:
+    """Returns (x, sigma, cond, x0): network input at noise level sigma, condition, clean target."""
+    return objective_for(cfg).batch(cfg, clean, gen)
 
 
 def loss_fn(cfg: dict, model: Denoiser, batch: tuple) -> torch.Tensor:
     """L1 for the restoration tasks (better PSNR per CPU-hour than L2); EDM-weighted L2 for generate."""
-    x, sigma, cond, x0 = batch
-    out = model(x, sigma, cond)
-    if cfg["task"] == "generate":
-        w = edm_loss_weight(sigma, model.sigma_data)[:, None, None, None]
-        return (w * (out - x0) ** 2).mean()
-    return (out - x0).abs().mean()
+    return objective_for(cfg).loss(model, batch)
 
 
 def train_step(

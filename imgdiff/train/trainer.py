@@ -29,7 +29,7 @@ from ..models.unet import UNetConfig
 from ..tasks import default_config, sigma_from_255
 from .data import ImageBank, check_shares, split_images, validation_crops
 from .degrade import quantise
-from .objectives import degraded_input, train_step
+from .objectives import degraded_input, objective_for, train_step
 
 
 @dataclass
@@ -104,7 +104,6 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
     """Fixed-seed figures on held-out crops through the product's own pipelines (as BasicSR's
     validation calls its test()): one step, no tiling, no ensemble, fp32; 'score' is higher-is-better."""
     from ..device import Runtime
-    from ..diffusion.precond import edm_loss_weight
     from ..hub import LoadedModel
     from ..pipelines.denoise import denoise_image
     from ..pipelines.restore import restore_image
@@ -137,7 +136,7 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
                 sigma = torch.full((val.shape[0],), s, device=val.device)
                 x = val + torch.randn(val.shape, generator=gen, device=val.device) * s
                 den = torch.cat([model(x[i : i + 1], sigma[i : i + 1]) for i in range(len(val))])
-                weight = float(edm_loss_weight(torch.tensor(s), model.sigma_data))
+                weight = float(objective_for(cfg).weight(torch.tensor(s), model.sigma_data))
                 losses.append(float(((den - val) ** 2).mean()) * weight)
         out["loss"] = sum(losses) / len(losses)
         out["score"] = -out["loss"]
