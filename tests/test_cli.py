@@ -149,8 +149,12 @@ def test_generate_is_seeded_numbered_and_tileable(runner, tmp_path):
 
 
 def test_stylize_learns_then_uses_the_cache(runner, tmp_path, noisy_png):
+    from tests.conftest import tiny_checkpoint
+
     style = EXAMPLES / "style.png"
+    base = tiny_checkpoint(tmp_path / "tiny-generate.safetensors", "generate")  # the caching, not the art
     args = ["stylize", str(noisy_png), "--style", str(style), "--style-steps", "3", "--steps", "3", "--json"]
+    args += ["--model", str(base)]
     r1 = cli(runner, *args, "-o", str(tmp_path / "s1.png"), "--save-style", str(tmp_path / "style.safetensors"))
     assert r1.exit_code == 0, r1.stderr
     assert json.loads(r1.stdout)["style_cached"] is False

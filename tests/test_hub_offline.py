@@ -51,5 +51,3 @@ def test_hf_model_from_offline_cache(tmp_path, noisy_png):
     err = r.stderr.decode()
     assert "hf://imgdiff-org/models/missing.safetensors" in err and "Traceback" not in err
     assert not (tmp_path / "p.png").exists()
-    r = subprocess_cli("denoise", str(noisy_png), "--model", "hf://imgdiff-org/../x.safetensors", env=env)
-    assert r.returncode == 1 and "invalid path component" in r.stderr.decode()

@@ -126,22 +126,35 @@ def test_reruns_do_not_process_their_own_outputs(runner, tmp_path, photo):
     d = make_pngs(tmp_path / "d", photo, ["a.png"])
     for _ in range(3):
         assert (
-            cli(runner, "denoise", str(d), "-o", str(d), "--suffix", "_dn", "--sigma", "5", "--skip-existing").exit_code
+            cli(
+                runner,
+                "denoise",
+                str(d),
+                "-o",
+                str(d),
+                "--suffix",
+                "_dn",
+                "--sigma",
+                "5",
+                "--ensemble",
+                "1",
+                "--skip-existing",
+            ).exit_code
             == 0
         )
     assert tree(d) == ["a.png", "a_dn.png"]
 
     n = make_pngs(tmp_path / "n", photo, ["a.png"])
     for _ in range(3):
-        args = ["denoise", str(n), "-o", str(n / "clean"), "-r", "--sigma", "5", "--skip-existing"]
+        args = ["denoise", str(n), "-o", str(n / "clean"), "-r", "--sigma", "5", "--ensemble", "1", "--skip-existing"]
         assert cli(runner, *args).exit_code == 0
     assert tree(n) == ["a.png", "clean/a.png"]
 
     # a renamed output is still recognised by its provenance chunk; naming it alone still processes it
     (n / "clean" / "a.png").rename(n / "renamed.png")
-    r = cli(runner, "denoise", str(n), "-o", str(tmp_path / "again"), "--sigma", "5")
+    r = cli(runner, "denoise", str(n), "-o", str(tmp_path / "again"), "--sigma", "5", "--ensemble", "1")
     assert r.exit_code == 0 and tree(tmp_path / "again") == ["a.png"]
-    r = cli(runner, "denoise", str(n / "renamed.png"), "--sigma", "5")
+    r = cli(runner, "denoise", str(n / "renamed.png"), "--sigma", "5", "--ensemble", "1")
     assert r.exit_code == 0 and (n / "renamed.denoised.png").exists()
 
 
@@ -149,10 +162,21 @@ def test_recursive_globs_do_not_follow_symlink_loops(runner, tmp_path, photo):
     src = make_pngs(tmp_path / "in", photo, ["a.png"])
     make_pngs(src / "sub", photo, ["b.png", "c.png"])
     (src / "sub" / "loop").symlink_to("..")
-    r = cli(runner, "denoise", str(src / "**" / "*.png"), "-o", str(tmp_path / "out"), "-r", "--sigma", "5")
+    r = cli(
+        runner,
+        "denoise",
+        str(src / "**" / "*.png"),
+        "-o",
+        str(tmp_path / "out"),
+        "-r",
+        "--sigma",
+        "5",
+        "--ensemble",
+        "1",
+    )
     assert r.exit_code == 0, r.stderr
     assert tree(tmp_path / "out") == ["a.png", "sub/b.png", "sub/c.png"]
-    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "out2"), "-r", "--sigma", "5")
+    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "out2"), "-r", "--sigma", "5", "--ensemble", "1")
     assert tree(tmp_path / "out2") == ["a.png", "sub/b.png", "sub/c.png"]
 
 
@@ -239,7 +263,7 @@ def test_json_into_a_full_or_closed_stdout(tmp_path, noisy_png):
     src = tmp_path / "many"
     make_pngs(src, np.asarray(Image.open(noisy_png)), [f"{i}.png" for i in range(3)])
     p = subprocess.Popen(
-        f"{sys.executable} -m imgdiff denoise {src} -o {tmp_path / 'out'} --sigma 5 --json | head -n1",
+        f"{sys.executable} -m imgdiff denoise {src} -o {tmp_path / 'out'} --sigma 5 --ensemble 1 --json | head -n1",
         shell=True,
         env=ENV,
         cwd=ROOT,
@@ -299,14 +323,14 @@ def test_stale_temp_files_of_a_killed_run_are_cleaned(runner, tmp_path, noisy_pn
     assert is_temp_name(old.name) and is_temp_name(fresh.name) and not is_temp_name(foreign.name)
     hour_ago = time.time() - 3600
     os.utime(old, (hour_ago, hour_ago))
-    r = cli(runner, "denoise", str(noisy_png), "-o", str(out), "--sigma", "5")
+    r = cli(runner, "denoise", str(noisy_png), "-o", str(out), "--sigma", "5", "--ensemble", "1")
     assert r.exit_code == 0, r.stderr
     assert not old.exists() and fresh.exists() and foreign.exists()
 
 
 def test_long_output_names_fit(runner, tmp_path, noisy_png):
     name = "n" * (250 - len(".png")) + ".png"
-    r = cli(runner, "denoise", str(noisy_png), "-o", str(tmp_path / name), "--sigma", "5")
+    r = cli(runner, "denoise", str(noisy_png), "-o", str(tmp_path / name), "--sigma", "5", "--ensemble", "1")
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / name).exists()
 
@@ -324,7 +348,19 @@ def test_eval_on_an_empty_folder_is_an_error(runner, tmp_path):
 
 
 def test_tile_settings_are_in_the_metadata(runner, noisy_png, tmp_path):
-    r = cli(runner, "denoise", str(noisy_png), "-o", str(tmp_path / "o.png"), "--sigma", "5", "--tile", "32")
+    r = cli(
+        runner,
+        "denoise",
+        str(noisy_png),
+        "-o",
+        str(tmp_path / "o.png"),
+        "--sigma",
+        "5",
+        "--tile",
+        "32",
+        "--ensemble",
+        "1",
+    )
     assert r.exit_code == 0, r.stderr
     meta = json.loads(png_metadata(tmp_path / "o.png")["imgdiff"])
     assert meta["tile"] == 32 and meta["tile_overlap"] == 32
@@ -334,7 +370,7 @@ def test_alpha_dropped_by_the_output_format_is_warned(runner, tmp_path, photo):
     rgba = np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)])
     src = tmp_path / "a.png"
     Image.fromarray(rgba).save(src)
-    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "a.jpg"), "--sigma", "5")
+    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "a.jpg"), "--sigma", "5", "--ensemble", "1")
     assert r.exit_code == 0 and "alpha" in r.stderr
 
 

@@ -1,0 +1,646 @@
+"""The measurements behind docs/BENCHMARKS.md: imgdiff through its CLI, exactly as a user runs it,
+beside peers, on the protocol of ../shared/bench/README.md. benchmarks/run.py orchestrates them and
+benchmarks/render.py turns their rows into Markdown.
+
+This is not `imgdiff eval`: the published comparison must include what a user pays (process
+start-up, model load, PNG I/O) and peers that are no runtime dependency of imgdiff (CBM3D, OpenCV
+dnn_superres). Every measured number is recomputed on each run; only the published figures below
+are constants.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = str(CORES)  # before numpy/torch load (they read it once); inherited by the CLI
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `python benchmarks/run.py` puts benchmarks/, not the repo, on the path
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop, to_u8  # noqa: E402
+from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim  # noqa: E402
+from imgdiff.io import ImageData  # noqa: E402
+from imgdiff.train.data import list_images, split_images  # noqa: E402
+
+SEED = 0  # image i of a set gets noise seed SEED + i, as imgdiff/eval/evaluate.py does
+DENOISE_ROWS = [("CBSD68", 15), ("CBSD68", 25), ("CBSD68", 50), ("Kodak24", 25), ("McMaster", 25)]
+SR_ROWS = [("Set5", 4), ("Set14", 4), ("Set5", 2), ("Set14", 2)]
+PHOTO_SIGMAS = (15, 25, 50)  # the held-out photo slice; CBM3D is measured on it at PHOTO_BM3D_SIGMA
+PHOTO_BM3D_SIGMA = 25
+PHOTO_SCALES = (4, 2)
+PHOTO_CROP = 512  # centre crop of each held-out photograph (CBM3D takes ~70 s/MP)
+PHOTO_SET = "photo-slice"
+PEERS = ("FSRCNN", "ESPCN", "LapSRN")
+STEP_COUNTS = (1, 2, 4, 8)
+STEP_IMAGES = 8
+RNI_IMAGES = 3
+NOISE_SIGMAS = (5, 10, 15, 25, 35, 50)
+CROP = 192  # side of the before/after crops (docs/bench must stay small)
+STEP_CROP = 160
+BIG_SIZE = (3760, 2500)  # 9.4 MP, a typical camera photo
+INSTALL_HINT = "pip install opencv-contrib-python-headless==5.0.0.93 bm3d==4.0.3  (or: pip install -e '.[bench]')"
+
+# Published PSNR (dB). Denoising and x4 SR: the "Published figures" tables of
+# ../shared/bench/README.md. x2 SR (not in that README): bicubic, SRCNN (Dong et al., TPAMI 2016)
+# and EDSR (Lim et al., CVPRW 2017) Set5/Set14 figures as quoted in the benchmark brief.
+PUBLISHED_DENOISE: dict[tuple[str, int], dict[str, float]] = {
+    ("CBSD68", 15): {"CBM3D": 33.52, "FFDNet": 33.87, "DRUNet": 34.30},
+    ("CBSD68", 25): {"CBM3D": 30.71, "FFDNet": 31.21, "DRUNet": 31.69},
+    ("CBSD68", 50): {"CBM3D": 27.38, "FFDNet": 27.96, "DRUNet": 28.51},
+    ("Kodak24", 25): {"CBM3D": 31.68, "FFDNet": 32.13, "DRUNet": 32.89},
+    ("McMaster", 25): {"CBM3D": 31.66, "FFDNet": 32.35, "DRUNet": 33.14},
+}
+PUBLISHED_SR: dict[tuple[str, int], dict[str, float]] = {
+    ("Set5", 4): {"bicubic": 28.42, "SRCNN": 30.48, "FSRCNN": 30.72, "EDSR": 32.46},
+    ("Set14", 4): {"bicubic": 26.00, "SRCNN": 27.50, "FSRCNN": 27.61, "EDSR": 28.80},
+    ("Set5", 2): {"bicubic": 33.66, "SRCNN": 36.66, "EDSR": 38.11},
+    ("Set14", 2): {"bicubic": 30.24, "SRCNN": 32.42, "EDSR": 33.92},
+}
+DENOISE_TARGET = "CBM3D"  # the published method imgdiff must exceed, per row kind
+SR_TARGET = {4: "FSRCNN", 2: "SRCNN"}
+
+_T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    """Progress on stderr, so a 20-minute run is not silent."""
+    print(f"[{time.perf_counter() - _T0:7.1f} s] {msg}", file=sys.stderr, flush=True)
+
+
+def check_bench_deps() -> None:
+    """Fail early with the fix: CBM3D and dnn_superres are benchmark-only dependencies."""
+    missing = []
+    if not hasattr(cv2, "dnn_superres"):
+        missing.append("opencv-contrib-python-headless (for cv2.dnn_superres)")
+    if importlib.util.find_spec("bm3d") is None:
+        missing.append("bm3d (for CBM3D)")
+    if missing:
+        sys.exit(f"benchmarks/run.py: missing benchmark-only dependencies: {', '.join(missing)}\n  {INSTALL_HINT}")
+
+
+# --- the CLI under test -------------------------------------------------------------------------
+
+
+@dataclass
+class CliRun:
+    """One imgdiff process: wall seconds, its own peak resident memory, and its stdout."""
+
+    seconds: float
+    peak_rss_bytes: int
+    stdout: str
+
+
+def imgdiff_cli(*args: str) -> CliRun:
+    """Run `python -m imgdiff ARGS` from the repo root as a user would; raise with its stderr on failure.
+
+    os.wait4 returns this child's own rusage, so its peak RSS is not mixed with earlier children's.
+    """
+    cmd = [sys.executable, "-m", "imgdiff", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{shlex.join(cmd)}` failed with exit code {proc.returncode}:\n{stderr.strip()}")
+    if stderr.strip():
+        log(f"imgdiff stderr: {stderr.strip()}")
+    return CliRun(seconds, usage.ru_maxrss * 1024, stdout)
+
+
+def read_outputs(folder: Path, names: list[str]) -> list[np.ndarray]:
+    """The CLI's result for every input; a missing one is a failure, not a silent gap."""
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise RuntimeError(f"imgdiff wrote no output for {', '.join(missing)} in {folder}")
+    return [load_u8(folder / n) for n in names]
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImageSet:
+    name: str
+    names: list[str]  # PNG file names used for the CLI's inputs and outputs
+    images: list[np.ndarray]  # uint8 RGB
+    total: int  # images in the full set (for "6 of 68")
+
+    @property
+    def size(self) -> str:
+        """'500x500' when every image has one size (either orientation), else 'mixed sizes'."""
+        sizes = {tuple(sorted(a.shape[:2], reverse=True)) for a in self.images}
+        return "x".join(map(str, sizes.pop())) if len(sizes) == 1 else "mixed sizes"
+
+
+def load_set(bench: Path, name: str, limit: int | None) -> ImageSet:
+    paths = list_images(bench / name)
+    if not paths:
+        sys.exit(f"benchmarks/run.py: no images in {bench / name} (see --bench)")
+    chosen = paths[:limit]
+    return ImageSet(name, [p.stem + ".png" for p in chosen], [load_u8(p) for p in chosen], len(paths))
+
+
+def load_photo_slice(photos: Path, limit: int | None) -> ImageSet | None:
+    """The held-out validation slice of build-photos.sh's folder (the split the trainer uses), centre-cropped.
+
+    Never trained on, and the only natural-photo figure the project can compute itself.
+    """
+    if not photos.is_dir():
+        return None
+    all_held = split_images(photos)[1]
+    held = all_held[:limit]
+    if not held:
+        return None
+    images = []
+    for p in held:
+        a = load_u8(p)
+        h, w = a.shape[:2]
+        s = min(PHOTO_CROP, h, w) // 4 * 4
+        images.append(np.ascontiguousarray(a[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]))
+    return ImageSet(PHOTO_SET, [p.stem + ".png" for p in held], images, len(all_held))
+
+
+def megapixels(a: np.ndarray) -> float:
+    return a.shape[0] * a.shape[1] / 1e6
+
+
+def write_pngs(folder: Path, names: list[str], images: list[np.ndarray]) -> None:
+    """8-bit PNG inputs for the CLI (fast compression: these are temporary)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, a in zip(names, images, strict=True):
+        Image.fromarray(a).save(folder / n, compress_level=1)
+
+
+def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+# --- crops for the docs -------------------------------------------------------------------------
+
+
+def busiest_box(a: np.ndarray, size: int) -> tuple[int, int, int]:
+    """(y, x, side) of the most textured square of `a`: flat crops show no difference between methods."""
+    y_img = rgb_to_y(a)
+    side = min(size, a.shape[0], a.shape[1])
+    step = max(side // 4, 1)
+    best, box = -1.0, (0, 0, side)
+    for y in range(0, a.shape[0] - side + 1, step):
+        for x in range(0, a.shape[1] - side + 1, step):
+            win = y_img[y : y + side, x : x + side]
+            energy = float(np.abs(np.diff(win, axis=0)).mean() + np.abs(np.diff(win, axis=1)).mean())
+            if energy > best:
+                best, box = energy, (y, x, side)
+    return box
+
+
+def save_strip(path: Path, panels: list[np.ndarray], box: tuple[int, int, int]) -> None:
+    """The same square of every panel, left to right, 4 px white gaps (write_grid is 3-column only)."""
+    y, x, side = box
+    gap = 4
+    canvas = np.full((side, len(panels) * (side + gap) - gap, 3), 255, np.uint8)
+    for i, p in enumerate(panels):
+        canvas[:, i * (side + gap) : i * (side + gap) + side] = p[y : y + side, x : x + side]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(path, optimize=True)
+
+
+# --- denoising ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DenoiseRow:
+    dataset: str
+    sigma: int
+    images: int
+    total: int
+    size: str
+    bm3d_images: int
+    scores: dict[str, MethodScores]
+    panels: dict[str, np.ndarray] = field(default_factory=dict)  # first image, for the crop strip
+
+    def mean(self, method: str, first: int | None = None) -> float:
+        return float(np.mean(self.scores[method].psnr[:first]))
+
+
+def s_per_mp(s: MethodScores) -> float:
+    return s.seconds / max(s.megapixels, 1e-9)
+
+
+def bench_denoise(data: ImageSet, sigma: int, bm3d_n: int, tmp: Path) -> DenoiseRow:
+    """noisy / NL-means / CBM3D (first bm3d_n images) in process, then imgdiff through its CLI."""
+    import bm3d
+
+    methods = ("noisy", "nlmeans", "cbm3d", "imgdiff")
+    scores = {m: MethodScores() for m in methods}
+    noisy = [add_noise(c.astype(np.float64), sigma, SEED + i) for i, c in enumerate(data.images)]
+    panels: dict[str, np.ndarray] = {"noisy": noisy[0], "clean": data.images[0]}
+    h = NLM_H * sigma
+    for i, (clean, n) in enumerate(zip(data.images, noisy, strict=True)):
+        mp = megapixels(clean)
+        scores["noisy"].add(psnr(n, clean), ssim(n, clean), 0.0, mp)
+        nlm, sec = timed(lambda n=n: cv2.fastNlMeansDenoisingColored(n, None, h, h, 7, 21))
+        scores["nlmeans"].add(psnr(nlm, clean), ssim(nlm, clean), sec, mp)
+        panels.setdefault("nlmeans", nlm)
+        if i < bm3d_n:
+            est, sec = timed(lambda n=n: bm3d.bm3d_rgb(n / 255.0, sigma / 255.0))
+            den = to_u8(ImageData(pixels=est.astype(np.float32)))  # 8 bits, like every other method's output
+            scores["cbm3d"].add(psnr(den, clean), ssim(den, clean), sec, mp)
+            panels.setdefault("cbm3d", den)
+            log(f"  CBM3D {data.name} sigma={sigma} image {i + 1}/{bm3d_n}: {sec:.1f} s")
+    src, dst = tmp / f"{data.name}_s{sigma}", tmp / f"{data.name}_s{sigma}_out"
+    write_pngs(src, data.names, noisy)
+    run = imgdiff_cli("denoise", str(src), "-o", str(dst), "--sigma", str(sigma), "-q")
+    outs = read_outputs(dst, data.names)
+    for clean, out in zip(data.images, outs, strict=True):
+        scores["imgdiff"].add(psnr(out, clean), ssim(out, clean), 0.0, megapixels(clean))
+    scores["imgdiff"].seconds = run.seconds
+    panels["imgdiff"] = outs[0]
+    return DenoiseRow(data.name, sigma, len(data.images), data.total, data.size, bm3d_n, scores, panels)
+
+
+# --- super-resolution ---------------------------------------------------------------------------
+
+
+@dataclass
+class SRRow:
+    dataset: str
+    scale: int
+    images: int
+    total: int
+    scores: dict[str, MethodScores]
+    names: list[str]
+    panels: dict[str, list[np.ndarray]]  # every method's outputs, for one crop strip
+
+    def mean(self, method: str) -> float:
+        return float(np.mean(self.scores[method].psnr))
+
+
+def bench_sr(data: ImageSet, scale: int, peers: Path, tmp: Path) -> SRRow:
+    """bicubic and the dnn_superres peers in process, then imgdiff through its CLI; Y-PSNR, `scale` px shaved."""
+    s = scale
+    methods = ("bicubic", *PEERS, "imgdiff")
+    scores = {m: MethodScores() for m in methods}
+    panels: dict[str, list[np.ndarray]] = {m: [] for m in (*methods, "hr")}
+    hrs = [modcrop(a, s) for a in data.images]
+    lrs = [bicubic(hr, (hr.shape[1] // s, hr.shape[0] // s)) for hr in hrs]
+
+    def add(method: str, out: np.ndarray, hr: np.ndarray, seconds: float) -> None:
+        y_ssim = ssim(rgb_to_y(out)[s:-s, s:-s], rgb_to_y(hr)[s:-s, s:-s])
+        scores[method].add(psnr_y(out, hr, s), y_ssim, seconds, megapixels(hr))
+        panels[method].append(out)
+
+    models = {}
+    for name in PEERS:
+        model_file = peers / f"{name}_x{s}.pb"
+        if not model_file.is_file():
+            sys.exit(f"benchmarks/run.py: {model_file} is missing (see --peers)")
+        sr = cv2.dnn_superres.DnnSuperResImpl_create()
+        sr.readModel(str(model_file))
+        sr.setModel(name.lower(), s)
+        models[name] = sr
+    for hr, lr in zip(hrs, lrs, strict=True):
+        out, sec = timed(lambda hr=hr, lr=lr: bicubic(lr, (hr.shape[1], hr.shape[0])))
+        add("bicubic", out, hr, sec)
+        bgr = np.ascontiguousarray(lr[..., ::-1])
+        for name, sr in models.items():
+            out, sec = timed(lambda sr=sr, bgr=bgr: np.ascontiguousarray(sr.upsample(bgr)[..., ::-1]))
+            add(name, out, hr, sec)
+        panels["hr"].append(hr)
+    src, dst = tmp / f"{data.name}_x{s}", tmp / f"{data.name}_x{s}_out"
+    write_pngs(src, data.names, lrs)
+    run = imgdiff_cli("upscale", str(src), "-o", str(dst), "--scale", str(s), "-q")
+    for hr, out in zip(hrs, read_outputs(dst, data.names), strict=True):
+        add("imgdiff", out, hr, 0.0)
+    scores["imgdiff"].seconds = run.seconds
+    return SRRow(data.name, s, len(data.images), data.total, scores, data.names, panels)
+
+
+# --- sampling steps, real noise, large image ----------------------------------------------------
+
+
+@dataclass
+class StepRow:
+    steps: int
+    psnr: float
+    s_per_mp: float
+    crop: str  # file name under the crop folder
+
+
+def bench_steps(data: ImageSet, tmp: Path, crops: Path) -> list[StepRow]:
+    """More ancestral steps trade PSNR for texture; measure both sides of that trade and show it."""
+    sigma = 25
+    noisy = [add_noise(c.astype(np.float64), sigma, SEED + i) for i, c in enumerate(data.images)]
+    src = tmp / "steps"
+    write_pngs(src, data.names, noisy)
+    mp = sum(megapixels(a) for a in data.images)
+    box = busiest_box(data.images[0], STEP_CROP)
+    rows = []
+    for n in STEP_COUNTS:
+        dst = tmp / f"steps_{n}_out"
+        run = imgdiff_cli(
+            "denoise", str(src), "-o", str(dst), "--sigma", str(sigma), "--steps", str(n), "--seed", "0", "-q"
+        )
+        outs = read_outputs(dst, data.names)
+        crop = f"steps_{n}.png"
+        save_strip(crops / crop, [outs[0]], box)
+        value = float(np.mean([psnr(o, c) for o, c in zip(outs, data.images, strict=True)]))
+        rows.append(StepRow(n, value, run.seconds / mp, crop))
+        log(f"  steps={n}: {value:.2f} dB, {run.seconds / mp:.2f} s/MP")
+    save_strip(crops / "steps_noisy.png", [noisy[0]], box)
+    save_strip(crops / "steps_clean.png", [data.images[0]], box)
+    return rows
+
+
+@dataclass
+class RealNoise:
+    name: str
+    sigma: str  # as estimated by imgdiff (--sigma auto)
+    crop: str
+
+
+def bench_real_noise(bench: Path, tmp: Path, crops: Path) -> list[RealNoise]:
+    """Real noisy photos, no ground truth, judged by eye: the default (Gaussian, sigma auto) and the
+    blind real-photo mode (`--mode real`) side by side."""
+    data = load_set(bench, "RNI15", RNI_IMAGES)
+    src = tmp / "rni"
+    write_pngs(src, data.names, data.images)
+    run = imgdiff_cli("denoise", str(src), "-o", str(tmp / "rni_gauss"), "-q", "--json")
+    imgdiff_cli("denoise", str(src), "-o", str(tmp / "rni_real"), "--mode", "real", "-q")
+    sigmas = {}
+    for line in run.stdout.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        sigmas[Path(rec.get("input", "")).name] = rec.get("sigma")
+    results = []
+    gauss, real = read_outputs(tmp / "rni_gauss", data.names), read_outputs(tmp / "rni_real", data.names)
+    for name, before, g, r in zip(data.names, data.images, gauss, real, strict=True):
+        crop = f"rni15_{Path(name).stem.lower()}.png"
+        save_strip(crops / crop, [before, g, r], busiest_box(before, CROP))
+        sigma = sigmas.get(name)
+        results.append(RealNoise(Path(name).stem, "?" if sigma is None else f"{float(sigma):.1f}", crop))
+    return results
+
+
+CAMERA_SETS = ("Kodak24", "McMaster")
+
+
+@dataclass
+class CameraRow:
+    dataset: str
+    iso: str
+    images: int
+    bm3d_images: int
+    true_sigma: float  # mean over images of std(noisy - clean), 0..255
+    scores: dict[str, MethodScores]
+    texture: dict[str, list[float]]  # per method: HF energy ratio on each image's most textured square
+
+    def mean(self, method: str, first: int | None = None) -> float:
+        return float(np.mean(self.scores[method].psnr[:first]))
+
+
+def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list[CameraRow]:
+    """Bench images through the benchmark's own camera (benchmarks/camera.py) at three ISO levels: the
+    input, NL-means and CBM3D given the true noise std, default `imgdiff denoise` and `--mode real`."""
+    import bm3d
+
+    from benchmarks.camera import ISO_LEVELS, even, most_textured_box, record, texture_ratio
+
+    rows = []
+    for name in CAMERA_SETS:
+        data = load_set(bench, name, limit)
+        cleans = [even(a) for a in data.images]
+        boxes = [most_textured_box(c) for c in cleans]
+        for k, iso in enumerate(ISO_LEVELS):
+            methods = ("input", "nlmeans", "cbm3d", "imgdiff", "imgdiff-real")
+            scores = {m: MethodScores() for m in methods}
+            texture: dict[str, list[float]] = {m: [] for m in methods}
+            noisy = [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
+            sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(noisy, cleans, strict=True)]
+            n_bm3d = min(bm3d_n, len(cleans))
+
+            def add(method: str, out: np.ndarray, clean: np.ndarray, box, sec: float = 0.0, row=(scores, texture)):
+                row[0][method].add(psnr(out, clean), ssim(out, clean), sec, megapixels(clean))
+                row[1][method].append(texture_ratio(out, clean, box))
+
+            for i, (c, n, sg, box) in enumerate(zip(cleans, noisy, sigmas, boxes, strict=True)):
+                add("input", n, c, box)
+                h = NLM_H * sg
+                nlm, sec = timed(lambda n=n, h=h: cv2.fastNlMeansDenoisingColored(n, None, h, h, 7, 21))
+                add("nlmeans", nlm, c, box, sec)
+                if i < n_bm3d:
+                    est, sec = timed(lambda n=n, sg=sg: bm3d.bm3d_rgb(n / 255.0, sg / 255.0))
+                    add("cbm3d", to_u8(ImageData(pixels=est.astype(np.float32))), c, box, sec)
+            src = tmp / f"cam_{name}_{k}"
+            write_pngs(src, data.names, noisy)
+            for method, extra in (("imgdiff", []), ("imgdiff-real", ["--mode", "real"])):
+                dst = tmp / f"cam_{name}_{k}_{method}"
+                run = imgdiff_cli("denoise", str(src), "-o", str(dst), "-q", *extra)
+                for c, out, box in zip(cleans, read_outputs(dst, data.names), boxes, strict=True):
+                    add(method, out, c, box)
+                scores[method].seconds = run.seconds
+            row = CameraRow(name, iso, len(cleans), n_bm3d, float(np.mean(sigmas)), scores, texture)
+            rows.append(row)
+            log(
+                f"  {name} {iso} (true sigma {row.true_sigma:.1f}): input {row.mean('input'):.2f}, "
+                f"imgdiff {row.mean('imgdiff'):.2f}, --mode real {row.mean('imgdiff-real'):.2f}, "
+                f"CBM3D {row.mean('cbm3d', n_bm3d):.2f} dB on {n_bm3d}"
+            )
+    return rows
+
+
+REAL_SR_LR = 64  # side of the RNI15 crop upscaled x4 for the real-photo upscaling strips
+
+
+def bench_real_upscale(bench: Path, tmp: Path, crops: Path) -> list[str]:
+    """x4 upscaling of real noisy photos (the most textured 64x64 crop of each): bicubic, the default
+    bicubic-degradation model and `--mode real`, side by side; returns the strip file names."""
+    data = load_set(bench, "RNI15", RNI_IMAGES)
+    lows = []
+    for a in data.images:
+        y, x, side = busiest_box(a, REAL_SR_LR)
+        lows.append(np.ascontiguousarray(a[y : y + side, x : x + side]))
+    src = tmp / "rni_lr"
+    write_pngs(src, data.names, lows)
+    imgdiff_cli("upscale", str(src), "-o", str(tmp / "rni_sr"), "--scale", "4", "-q")
+    imgdiff_cli("upscale", str(src), "-o", str(tmp / "rni_sr_real"), "--scale", "4", "--mode", "real", "-q")
+    default, real = read_outputs(tmp / "rni_sr", data.names), read_outputs(tmp / "rni_sr_real", data.names)
+    strips = []
+    for name, low, d, r in zip(data.names, lows, default, real, strict=True):
+        side = d.shape[0]
+        crop = f"rni15_x4_{Path(name).stem.lower()}.png"
+        save_strip(crops / crop, [bicubic(low, (d.shape[1], side)), d, r], (0, 0, min(side, d.shape[1])))
+        strips.append(crop)
+    return strips
+
+
+@dataclass
+class NoiseEstimate:
+    sigma: int
+    mean_error: float
+    max_abs_error: float
+    within_2: int
+    images: int
+
+
+def bench_noise_estimate(bench: Path, limit: int | None) -> list[NoiseEstimate]:
+    """`--sigma auto` is `imgdiff.noise.estimate_sigma`, called here on the same 8-bit noisy images."""
+    from imgdiff.noise import estimate_sigma
+
+    data = load_set(bench, "CBSD68", limit)
+    rows = []
+    for sigma in NOISE_SIGMAS:
+        err = np.array(
+            [
+                estimate_sigma((add_noise(c.astype(np.float64), sigma, SEED + i) / 255).astype(np.float32)) - sigma
+                for i, c in enumerate(data.images)
+            ]
+        )
+        rows.append(
+            NoiseEstimate(sigma, float(err.mean()), float(np.abs(err).max()), int((np.abs(err) <= 2).sum()), len(err))
+        )
+        log(f"  sigma={sigma}: mean error {err.mean():+.2f}, max |error| {np.abs(err).max():.2f}")
+    return rows
+
+
+def bench_stylize(tmp: Path) -> tuple[float, float]:
+    """First run (learns the style) and cached run of the README's stylize example, in a fresh cache."""
+    ex = ROOT / "docs" / "examples"
+    os.environ["IMGDIFF_CACHE"] = str(tmp / "style-cache")
+    try:
+        args = ["stylize", str(ex / "clean.png"), "--style", str(ex / "style.png"), "-q", "--overwrite"]
+        first = imgdiff_cli(*args, "-o", str(tmp / "sty1.png")).seconds
+        cached = imgdiff_cli(*args, "-o", str(tmp / "sty2.png")).seconds
+    finally:
+        del os.environ["IMGDIFF_CACHE"]
+    return first, cached
+
+
+@dataclass
+class BigRun:
+    label: str
+    width: int
+    height: int
+    seconds: float
+    peak_rss_gib: float
+    psnr: float
+
+    @property
+    def s_per_mp(self) -> float:
+        return self.seconds / (self.width * self.height / 1e6)
+
+
+def synthetic_photo(kodak: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """A camera-sized photo tiled from Kodak24 (mirrored on the second pass), so its content, and so
+    any content-dependent cost, is a real photo's rather than one smooth Lanczos enlargement's."""
+    cell = min(min(a.shape[:2]) for a in kodak)
+    tiles = [a[:cell, :cell] for a in kodak] + [a[:cell, :cell][:, ::-1] for a in kodak]
+    cols, rows = -(-width // cell), -(-height // cell)
+    grid = [np.concatenate([tiles[(r * cols + c) % len(tiles)] for c in range(cols)], axis=1) for r in range(rows)]
+    return np.ascontiguousarray(np.concatenate(grid, axis=0)[:height, :width])
+
+
+def bench_big(bench: Path, tmp: Path) -> list[BigRun]:
+    """Wall time and peak memory of one large photo, and a quarter of it: is time linear in pixels?"""
+    width, height = BIG_SIZE
+    clean = synthetic_photo(load_set(bench, "Kodak24", None).images, width, height)
+    noisy = add_noise(clean.astype(np.float64), 25, SEED)
+    runs = []
+    for label, w, h in (("full", width, height), ("half each side", width // 2, height // 2)):
+        src, dst = tmp / f"big_{w}x{h}.png", tmp / f"big_{w}x{h}_out.png"
+        Image.fromarray(np.ascontiguousarray(noisy[:h, :w])).save(src, compress_level=1)
+        run = imgdiff_cli("denoise", str(src), "-o", str(dst), "--sigma", "25", "-q")
+        value = psnr(load_u8(dst), clean[:h, :w])
+        runs.append(BigRun(label, w, h, run.seconds, run.peak_rss_bytes / 2**30, value))
+        log(f"  {w}x{h}: {run.seconds:.1f} s, peak RSS {run.peak_rss_bytes / 2**30:.2f} GiB")
+    return runs
+
+
+# --- machine ------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def mem_total_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("nan")
+
+
+def commit(out: Path, crops: Path) -> str:
+    """Short HEAD, plus +dirty when anything but this script's own outputs differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        exclude = [
+            f":(exclude){p.resolve().relative_to(ROOT)}" for p in (out, crops) if p.resolve().is_relative_to(ROOT)
+        ]
+        dirty = git("status", "--porcelain", "--", ".", *exclude)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + ("+dirty" if dirty else "")
+
+
+def code_fingerprint() -> str:
+    """sha256 over imgdiff/ and weights/ (every file, tracked or not): a run that straddles an edit
+    or a commit mixes code versions, and the commit line alone cannot show that."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for folder in ("imgdiff", "weights"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def version_of(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# --- markdown -----------------------------------------------------------------------------------
