@@ -543,6 +543,118 @@ def bench_stylize(tmp: Path) -> tuple[float, float]:
     return first, cached
 
 
+STYLE_CONTENTS = 8  # held-out photographs (centre crops) stylised per style
+STYLE_SIDE = 384
+STYLE_STRENGTHS = (0.3, 0.45, 0.6)  # 0.45 is the default
+STYLE_SOURCES = {  # outside ../shared/bench: the README's example and a painterly corpus wallpaper
+    "example": ("docs/examples/style.png", None),
+    "autumn": ("corpus/Autumn.png", (1100, 160)),  # (x, y) of a 768 px square, downscaled to 384
+}
+
+
+@dataclass
+class StyleRow:
+    style: str
+    method: str
+    palette: list[float]
+    texture: list[float]
+    ssim: list[float]
+    edges: list[float]
+    seconds: float = 0.0
+
+
+def _square(a: np.ndarray, side: int, at: tuple[int, int] | None = None) -> np.ndarray:
+    h, w = a.shape[:2]
+    if at is None:
+        s = min(h, w)
+        a = a[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    else:
+        x, y = at
+        a = a[y : y + 2 * side, x : x + 2 * side]
+    return np.asarray(Image.fromarray(a).resize((side, side), Image.LANCZOS))
+
+
+def bench_style(photos: Path, tmp: Path, crops: Path, limit: int | None) -> list[StyleRow]:
+    """Reinhard, histogram matching, a patch-based transfer and imgdiff at three strengths on the
+    held-out photographs x two styles; gallery strips of the first two contents per style."""
+    from benchmarks import style as sm
+
+    held = split_images(photos)[1][: min(STYLE_CONTENTS, limit or STYLE_CONTENTS)] if photos.is_dir() else []
+    if not held:
+        return []
+    contents = [_square(load_u8(p), STYLE_SIDE) for p in held]
+    names = [p.stem + ".png" for p in held]
+    src = tmp / "style_contents"
+    write_pngs(src, names, contents)
+    rows = []
+    os.environ["IMGDIFF_CACHE"] = str(tmp / "style-bench-cache")
+    try:
+        for sname, (rel, at) in STYLE_SOURCES.items():
+            if not (ROOT / rel).is_file():
+                log(f"  style {sname}: {rel} missing, skipped")
+                continue
+            style = _square(load_u8(ROOT / rel), STYLE_SIDE, at)
+            style_png = tmp / f"style_{sname}.png"
+            Image.fromarray(style).save(style_png)
+            outs: dict[str, list[np.ndarray]] = {}
+            seconds: dict[str, float] = {}
+            for method, fn in (
+                ("Reinhard", sm.reinhard),
+                ("histogram", sm.histogram_match),
+                ("patch", sm.patch_transfer),
+            ):
+                t = time.perf_counter()
+                outs[method] = [fn(c, style) for c in contents]
+                seconds[method] = (time.perf_counter() - t) / len(contents)
+            for strength in STYLE_STRENGTHS:
+                method = f"imgdiff {strength:g}"
+                dst = tmp / f"style_{sname}_{strength:g}"
+                run = imgdiff_cli(
+                    "stylize", str(src), "-o", str(dst), "--style", str(style_png), "--strength", f"{strength:g}", "-q"
+                )
+                outs[method] = read_outputs(dst, names)
+                seconds[method] = run.seconds / len(contents)
+            for method, images in outs.items():
+                row = StyleRow(sname, method, [], [], [], [], seconds[method])
+                for out, c in zip(images, contents, strict=True):
+                    row.palette.append(sm.palette_ratio(out, c, style))
+                    row.texture.append(sm.texture_ratio(out, c, style))
+                    ss, ec = sm.content_kept(out, c)
+                    row.ssim.append(ss)
+                    row.edges.append(ec)
+                rows.append(row)
+                log(
+                    f"  {sname} {method}: palette {np.mean(row.palette):.3f} texture {np.mean(row.texture):.3f} "
+                    f"SSIM {np.mean(row.ssim):.3f} edges {np.mean(row.edges):.3f}"
+                )
+            for i in range(min(2, len(contents))):
+                panels = [contents[i], style] + [outs[m][i] for m in outs]
+                save_strip(crops / f"style_{sname}_{i}.png", [_thumb(p) for p in panels], (0, 0, 192))
+    finally:
+        del os.environ["IMGDIFF_CACHE"]
+    return rows
+
+
+def _thumb(a: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(a).resize((192, 192), Image.LANCZOS))
+
+
+def bench_style_learning(tmp: Path) -> tuple[float, float]:
+    """Seconds to learn a 384 px style (first run, fresh cache) and to stylize a 384 px photo with it cached."""
+    style = _square(load_u8(ROOT / "docs/examples/style.png"), STYLE_SIDE)
+    content = _square(load_u8(ROOT / "docs/examples/clean.png"), STYLE_SIDE)
+    Image.fromarray(style).save(tmp / "learn_style.png")
+    Image.fromarray(content).save(tmp / "learn_content.png")
+    os.environ["IMGDIFF_CACHE"] = str(tmp / "style-learn-cache")
+    try:
+        args = ["stylize", str(tmp / "learn_content.png"), "--style", str(tmp / "learn_style.png"), "-q", "--overwrite"]
+        first = imgdiff_cli(*args, "-o", str(tmp / "learn1.png")).seconds
+        cached = imgdiff_cli(*args, "-o", str(tmp / "learn2.png")).seconds
+    finally:
+        del os.environ["IMGDIFF_CACHE"]
+    return first, cached
+
+
 @dataclass
 class BigRun:
     label: str

@@ -506,3 +506,56 @@ def summary_lines(den: list[DenoiseRow], sr: list[SRRow]) -> list[str]:
 
 
 # --- main ---------------------------------------------------------------------------------------
+
+
+def style_section(rows: list, learning: tuple[float, float] | None) -> list[str]:
+    if not rows:
+        return []
+    from benchmarks.measure import STYLE_SIDE, STYLE_SOURCES
+
+    lines = [
+        "## Style transfer",
+        "",
+        f"{len(rows[0].palette)} held-out photographs ({STYLE_SIDE}x{STYLE_SIDE} centre crops) x "
+        f"{len({r.style for r in rows})} styles ("
+        + ", ".join(f"{k}: `{v[0]}`" for k, v in STYLE_SOURCES.items())
+        + "). Palette ratio: sliced Wasserstein distance of the output's Lab pixels to the style's over the "
+        "content's own (1 = nothing transferred, 0 = the style's palette); texture ratio: the same on "
+        "mean-removed 5x5 lightness patches at 3 scales; content kept: SSIM and Sobel-edge correlation "
+        "of the blurred lightness against the content (`benchmarks/style.py`). Peers are implemented in "
+        "the benchmark, not shipped. Targets at the default strength 0.45: palette ≤ Reinhard's, texture "
+        "≤ 0.6, SSIM ≥ 0.75, edges ≥ 0.8.",
+        "",
+    ]
+    header = ["style", "method", "palette ratio ↓", "texture ratio ↓", "SSIM (blurred) ↑", "edge corr ↑", "s / image"]
+    body = [
+        [
+            r.style,
+            r.method,
+            f"{np.mean(r.palette):.3f}",
+            f"{np.mean(r.texture):.3f}",
+            f"{np.mean(r.ssim):.3f}",
+            f"{np.mean(r.edges):.3f}",
+            f"{r.seconds:.2f}",
+        ]
+        for r in rows
+    ]
+    methods = list(dict.fromkeys(r.method for r in rows))
+    for m in methods:
+        rs = [r for r in rows if r.method == m]
+        body.append(
+            ["**all**", m]
+            + [f"{np.mean([np.mean(getattr(r, k)) for r in rs]):.3f}" for k in ("palette", "texture", "ssim", "edges")]
+            + [f"{np.mean([r.seconds for r in rs]):.2f}"]
+        )
+    lines += table(header, body) + [""]
+    if learning:
+        lines += [
+            f"Learning a new {STYLE_SIDE} px style (`imgdiff stylize` in a fresh cache, whole command): "
+            f"**{learning[0]:.1f} s**; the same command with the style cached: **{learning[1]:.1f} s**.",
+            "",
+        ]
+    lines += ["Gallery (content | style | Reinhard | histogram | patch | imgdiff 0.3 | 0.45 | 0.6):", ""]
+    for s in dict.fromkeys(r.style for r in rows):
+        lines += [f"![{s} {i}](bench/style_{s}_{i}.png)" for i in range(2)] + [""]
+    return lines

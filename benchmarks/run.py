@@ -48,6 +48,8 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     bench_real_upscale,
     bench_sr,
     bench_steps,
+    bench_style,
+    bench_style_learning,
     bench_stylize,
     busiest_box,
     check_bench_deps,
@@ -73,6 +75,7 @@ from benchmarks.render import (  # noqa: E402
     speed_section,
     sr_section,
     steps_section,
+    style_section,
     summary_lines,
 )
 import cv2  # noqa: E402
@@ -162,6 +165,9 @@ def main(argv: list[str] | None = None) -> None:
         if not args.quick:
             log("stylize first and cached run")
             stylize = bench_stylize(tmp)
+        log("style transfer")
+        style_rows = bench_style(args.photos, tmp, crops, limit)
+        style_learning = None if args.quick else bench_style_learning(tmp)
         big = None
         if not args.quick:
             log(f"large photo {BIG_SIZE[0]}x{BIG_SIZE[1]}")
@@ -234,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         *camera_section(camera),
         *crops_section(den_strip, sr_strip, sr_index, rni, real_sr),
         *extra_sections(noise, stylize),
+        *style_section(style_rows, style_learning),
         *machine_section(info),
     ]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,13 +72,17 @@ def stylize(
     style_steps: int = 300,
     device: str = "auto",
     tile: int | None = None,
+    keep_colors: bool = False,
 ) -> Image.Image:
     """Learns (or fetches from the cache) the style's model, then repaints the image with it."""
-    from .pipelines.stylize import style_model, stylize_image
+    from .pipelines.stylize import style_model, style_palette, stylize_image
 
     base, rt = _setup("generate", "generate", device, tile)
-    smodel, _ = style_model(base, from_pil(style), rt.device, seed, style_steps)
-    return to_pil(stylize_image(from_pil(image), smodel, rt, strength, steps, seed))
+    simg = from_pil(style)
+    smodel, _ = style_model(base, simg, rt.device, seed, style_steps)
+    return to_pil(
+        stylize_image(from_pil(image), smodel, rt, strength, steps, seed, None, style_palette(simg), keep_colors)
+    )
 
 
 def generate(

@@ -191,11 +191,14 @@ def stylize(
     style_steps: Annotated[
         int, typer.Option(min=1, max=100_000, help="Fine-tuning steps when learning a new style.")
     ] = 300,
+    keep_colors: Annotated[
+        bool, typer.Option("--keep-colors", help="Keep the content's colours; take only the style's strokes.")
+    ] = False,
     common: Common = None,
 ) -> None:
     """Repaint images in the colours and textures of a style image."""
     from ..hub import load
-    from ..pipelines.stylize import style_model, stylize_image
+    from ..pipelines.stylize import style_model, style_palette, stylize_image
 
     rep = Reporter(common.quiet, common.json)
     rt = setup_runtime(common)
@@ -213,6 +216,7 @@ def stylize(
     try:
         if style.suffix == ".safetensors":
             smodel, cached = load(str(style), "generate", rt.device), True
+            palette = smodel.config.get("style", {}).get("colours")
         else:
             base = load(common.model or "generate", "generate", rt.device)
             simg = read_image(style, max_pixels=common.max_pixels)
@@ -220,6 +224,7 @@ def stylize(
             smodel, cached = style_model(
                 base, simg, rt.device, common.seed, style_steps, save_style, common.overwrite, rep.step, rep.warn
             )
+            palette = style_palette(simg)
     except ImgdiffError as e:
         rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
         finish(1)
@@ -227,8 +232,10 @@ def stylize(
     steps = common.steps or 12
 
     def process(img, rep):
-        out = stylize_image(img, smodel, rt, strength, steps, common.seed, rep.step)
-        meta = metadata("stylize", smodel, rt, common, steps, strength=strength, style=str(style))
+        out = stylize_image(img, smodel, rt, strength, steps, common.seed, rep.step, palette, keep_colors)
+        meta = metadata(
+            "stylize", smodel, rt, common, steps, strength=strength, style=str(style), keep_colors=keep_colors
+        )
         return out, meta, {"strength": strength, "steps": steps, "style_cached": cached}
 
     finish(run_jobs(jobs, common, "stylize", process, rep))

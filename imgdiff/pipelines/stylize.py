@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import save_checkpoint
+from ..colour import colour_stats, keep_chroma, transfer_colour
 from ..device import Runtime
 from ..diffusion.samplers import sample_ancestral
 from ..diffusion.schedules import karras_sigmas, sigma_from_strength
@@ -110,7 +111,7 @@ def style_model(
         if not cached:
             tensors = finetune_style(base, style, recipe, seed, progress)
             cfg = {k: v for k, v in base.config.items() if k not in ("training", "validation", "format")}
-            cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": recipe}
+            cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": recipe, "colours": style_palette(style)}
             try:
                 save_checkpoint(path, tensors, cfg)
             except Exception as e:  # OSError, or safetensors' own error type for a failed write
@@ -131,6 +132,11 @@ def style_model(
         return load(str(path), "generate", device), cached
 
 
+def style_palette(style: ImageData) -> dict | None:
+    """The style image's colour statistics (None for a grey style: it has no palette to give)."""
+    return None if style.grey else colour_stats(style.pixels)
+
+
 def first_line(e: BaseException) -> str:
     text = str(e).splitlines()[0][:120] if str(e) else ""
     return getattr(e, "strerror", None) or text or type(e).__name__
@@ -144,13 +150,35 @@ def stylize_image(
     steps: int = 12,
     seed: int = 0,
     progress: Progress = None,
+    palette: dict | None = None,
+    keep_colors: bool = False,
 ) -> ImageData:
+    """Colours first, then strokes: the content's colours are moved to the style's palette per tone
+    (colour.transfer_colour, as much as the strength asks), SDEdit from there repaints texture with
+    the style's model, and the palette is matched once more (sampling drifts it). keep_colors puts the
+    content's own colours back on the result's lightness instead."""
     s0 = sigma_from_strength(strength, *STRENGTH_SIGMAS)
-    x0 = to_tensor(content, rt.device)
     if s0 <= 0:
         return content.with_pixels(content.pixels.copy())
+    amount = colour_amount(strength)
+    recolour = palette is not None and not keep_colors and not content.grey
+    start = content.with_pixels(transfer_colour(content.pixels, palette, amount)) if recolour else content
+    x0 = to_tensor(start, rt.device)
     noise = whole_image_noise(tuple(x0.shape), seed, rt.device)
     x = x0 + noise(-1) * s0
     sigmas = karras_sigmas(steps, min(model.config["sigma_min"], s0 / 2), s0)
     den = TiledDenoiser(model, rt, x0.shape[-2:], steps, progress=progress)
-    return from_tensor(sample_ancestral(den, x, sigmas, noise), content)
+    out = from_tensor(sample_ancestral(den, x, sigmas, noise), content)
+    if content.grey:
+        return out
+    if recolour:
+        return out.with_pixels(transfer_colour(out.pixels, palette, amount))
+    if keep_colors:
+        return out.with_pixels(keep_chroma(out.pixels, content.pixels))
+    return out
+
+
+def colour_amount(strength: float) -> float:
+    """How far the colours move: all the way from strength 0.5, in proportion below it, so strength
+    trades style for content smoothly from the content itself (0) to the style's palette."""
+    return float(min(1.0, 2 * strength))
