@@ -87,14 +87,19 @@ def reinhard(content: np.ndarray, style: np.ndarray) -> np.ndarray:
 
 
 def histogram_match(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """Each Lab channel of the content takes the style's values at the same rank."""
     c, s = to_lab(content.astype(np.float32) / 255), to_lab(style.astype(np.float32) / 255)
     out = np.empty_like(c)
     for k in range(3):
-        order = np.argsort(c[..., k].ravel(), kind="stable")
-        ranks = np.empty(order.size)
-        ranks[order] = (np.arange(order.size) + 0.5) / order.size
-        out[..., k] = np.quantile(s[..., k].ravel(), ranks).reshape(c.shape[:2])
+        src = c[..., k].ravel()
+        ranks = np.empty(src.size)
+        ranks[np.argsort(src, kind="stable")] = (np.arange(src.size) + 0.5) / src.size
+        ref = np.sort(s[..., k].ravel())
+        out[..., k] = ref[np.minimum((ranks * ref.size).astype(int), ref.size - 1)].reshape(c.shape[:2])
     return np.round(to_rgb(out) * 255).astype(np.uint8)
+
+
+PATCH, STRIDE = 8, 4
 
 
 def patch_transfer(content: np.ndarray, style: np.ndarray, rounds: int = 3, seed: int = 0) -> np.ndarray:
@@ -107,21 +112,22 @@ def patch_transfer(content: np.ndarray, style: np.ndarray, rounds: int = 3, seed
     for scale in (2, 1):
         size = (content.shape[1] // scale, content.shape[0] // scale)
         sty = cv2.resize(style, (style.shape[1] // scale, style.shape[0] // scale), interpolation=cv2.INTER_AREA)
-        lib = np.lib.stride_tricks.sliding_window_view(sty.astype(np.float64) / 255, (8, 8, 3))[::2, ::2, 0]
-        lib = lib.reshape(-1, 192)
-        lib = lib[rng.choice(len(lib), min(len(lib), 6000), replace=False)]
+        lib = np.lib.stride_tricks.sliding_window_view(sty.astype(np.float64) / 255, (PATCH, PATCH, 3))[::2, ::2, 0]
+        lib = lib.reshape(-1, PATCH * PATCH * 3)
+        lib = lib[rng.choice(len(lib), min(len(lib), 4000), replace=False)]
         lib_sq = (lib**2).sum(1)
         cur = cv2.resize(x, size, interpolation=cv2.INTER_AREA)
         tgt = cv2.resize(target, size, interpolation=cv2.INTER_AREA)
         for _ in range(rounds):
-            h, w = cur.shape[:2]
+            grid = np.lib.stride_tricks.sliding_window_view(cur, (PATCH, PATCH, 3))[::STRIDE, ::STRIDE, 0]
+            ny, nx = grid.shape[:2]
+            best = np.argmin(lib_sq[None, :] - 2 * grid.reshape(ny * nx, -1) @ lib.T, axis=1)
+            chosen = lib[best].reshape(ny, nx, PATCH, PATCH, 3)
             acc, cnt = np.zeros_like(cur), np.zeros(cur.shape[:2] + (1,))
-            ys, xs = range(0, h - 7, 4), range(0, w - 7, 4)
-            grid = np.array([cur[y : y + 8, x_ : x_ + 8].ravel() for y in ys for x_ in xs])
-            best = np.argmin(lib_sq[None, :] - 2 * grid @ lib.T, axis=1)
-            for (y, x_), k in zip(((y, x_) for y in ys for x_ in xs), best, strict=True):
-                acc[y : y + 8, x_ : x_ + 8] += lib[k].reshape(8, 8, 3)
-                cnt[y : y + 8, x_ : x_ + 8] += 1
+            for dy in range(PATCH):  # overlap-add, one pixel offset at a time (vectorised over patches)
+                for dx in range(PATCH):
+                    acc[dy : dy + STRIDE * ny : STRIDE, dx : dx + STRIDE * nx : STRIDE] += chosen[:, :, dy, dx]
+                    cnt[dy : dy + STRIDE * ny : STRIDE, dx : dx + STRIDE * nx : STRIDE] += 1
             synth = np.where(cnt > 0, acc / np.maximum(cnt, 1), cur)
             cur = 0.7 * synth + 0.3 * tgt
         x = cv2.resize(cur, (content.shape[1], content.shape[0]), interpolation=cv2.INTER_CUBIC)
