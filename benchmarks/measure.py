@@ -10,6 +10,7 @@ are constants.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -530,17 +531,29 @@ def bench_noise_estimate(bench: Path, limit: int | None) -> list[NoiseEstimate]:
     return rows
 
 
+def first_and_cached(content: Path, style: Path, tmp: Path, name: str) -> tuple[float, float]:
+    """Wall seconds of `imgdiff stylize` learning the style in a fresh cache, then with it cached."""
+    with fresh_style_cache(tmp / f"{name}-cache"):
+        args = ["stylize", str(content), "--style", str(style), "-q", "--overwrite"]
+        first = imgdiff_cli(*args, "-o", str(tmp / f"{name}1.png")).seconds
+        cached = imgdiff_cli(*args, "-o", str(tmp / f"{name}2.png")).seconds
+    return first, cached
+
+
+@contextlib.contextmanager
+def fresh_style_cache(folder: Path):
+    """IMGDIFF_CACHE pointed at `folder` for the CLI runs inside (a cache no earlier run filled)."""
+    os.environ["IMGDIFF_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        del os.environ["IMGDIFF_CACHE"]
+
+
 def bench_stylize(tmp: Path) -> tuple[float, float]:
     """First run (learns the style) and cached run of the README's stylize example, in a fresh cache."""
     ex = ROOT / "docs" / "examples"
-    os.environ["IMGDIFF_CACHE"] = str(tmp / "style-cache")
-    try:
-        args = ["stylize", str(ex / "clean.png"), "--style", str(ex / "style.png"), "-q", "--overwrite"]
-        first = imgdiff_cli(*args, "-o", str(tmp / "sty1.png")).seconds
-        cached = imgdiff_cli(*args, "-o", str(tmp / "sty2.png")).seconds
-    finally:
-        del os.environ["IMGDIFF_CACHE"]
-    return first, cached
+    return first_and_cached(ex / "clean.png", ex / "style.png", tmp, "sty")
 
 
 STYLE_CONTENTS = 8  # held-out photographs (centre crops) stylised per style
@@ -587,8 +600,7 @@ def bench_style(photos: Path, tmp: Path, crops: Path, limit: int | None) -> list
     src = tmp / "style_contents"
     write_pngs(src, names, contents)
     rows = []
-    os.environ["IMGDIFF_CACHE"] = str(tmp / "style-bench-cache")
-    try:
+    with fresh_style_cache(tmp / "style-bench-cache"):
         for sname, (rel, at) in STYLE_SOURCES.items():
             if not (ROOT / rel).is_file():
                 log(f"  style {sname}: {rel} missing, skipped")
@@ -630,8 +642,6 @@ def bench_style(photos: Path, tmp: Path, crops: Path, limit: int | None) -> list
             for i in range(min(2, len(contents))):
                 panels = [contents[i], style] + [outs[m][i] for m in outs]
                 save_strip(crops / f"style_{sname}_{i}.png", [_thumb(p) for p in panels], (0, 0, 192))
-    finally:
-        del os.environ["IMGDIFF_CACHE"]
     return rows
 
 
@@ -645,14 +655,7 @@ def bench_style_learning(tmp: Path) -> tuple[float, float]:
     content = _square(load_u8(ROOT / "docs/examples/clean.png"), STYLE_SIDE)
     Image.fromarray(style).save(tmp / "learn_style.png")
     Image.fromarray(content).save(tmp / "learn_content.png")
-    os.environ["IMGDIFF_CACHE"] = str(tmp / "style-learn-cache")
-    try:
-        args = ["stylize", str(tmp / "learn_content.png"), "--style", str(tmp / "learn_style.png"), "-q", "--overwrite"]
-        first = imgdiff_cli(*args, "-o", str(tmp / "learn1.png")).seconds
-        cached = imgdiff_cli(*args, "-o", str(tmp / "learn2.png")).seconds
-    finally:
-        del os.environ["IMGDIFF_CACHE"]
-    return first, cached
+    return first_and_cached(tmp / "learn_content.png", tmp / "learn_style.png", tmp, "learn")
 
 
 @dataclass
