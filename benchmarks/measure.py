@@ -36,9 +36,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop, to_u8  # noqa: E402
+from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop  # noqa: E402
 from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim  # noqa: E402
-from imgdiff.io import ImageData  # noqa: E402
+from imgdiff.io import to_u8  # noqa: E402
 from imgdiff.train.data import list_images, split_images  # noqa: E402
 
 SEED = 0  # image i of a set gets noise seed SEED + i, as imgdiff/eval/evaluate.py does
@@ -270,7 +270,7 @@ def bench_denoise(data: ImageSet, sigma: int, bm3d_n: int, tmp: Path) -> Denoise
         panels.setdefault("nlmeans", nlm)
         if i < bm3d_n:
             est, sec = timed(lambda n=n: bm3d.bm3d_rgb(n / 255.0, sigma / 255.0))
-            den = to_u8(ImageData(pixels=est.astype(np.float32)))  # 8 bits, like every other method's output
+            den = to_u8(est)  # 8 bits, like every other method's output
             scores["cbm3d"].add(psnr(den, clean), ssim(den, clean), sec, mp)
             panels.setdefault("cbm3d", den)
             log(f"  CBM3D {data.name} sigma={sigma} image {i + 1}/{bm3d_n}: {sec:.1f} s")
@@ -458,7 +458,7 @@ def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list
                 add("nlmeans", nlm, c, box, sec)
                 if i < n_bm3d:
                     est, sec = timed(lambda n=n, sg=sg: bm3d.bm3d_rgb(n / 255.0, sg / 255.0))
-                    add("cbm3d", to_u8(ImageData(pixels=est.astype(np.float32))), c, box, sec)
+                    add("cbm3d", to_u8(est), c, box, sec)
             src = tmp / f"cam_{name}_{k}"
             write_pngs(src, data.names, noisy)
             for method, extra in (("imgdiff", []), ("imgdiff-real", ["--mode", "real"])):

@@ -75,7 +75,8 @@ def stylize(
     keep_colors: bool = False,
 ) -> Image.Image:
     """Learns (or fetches from the cache) the style's model, then repaints the image with it."""
-    from .pipelines.stylize import style_model, style_palette, stylize_image
+    from .pipelines.stylize import stylize_image
+    from .train.style import style_model, style_palette
 
     base, rt = _setup("generate", "generate", device, tile)
     simg = from_pil(style)

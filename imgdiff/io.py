@@ -99,6 +99,11 @@ class ImageData:
         return replace(self, pixels=pixels, alpha=self.alpha if alpha is None else alpha, warnings=[])
 
 
+def to_u8(pixels: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] as the 8-bit values a file would hold (clipped, rounded)."""
+    return np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+
+
 def _rawmode(im: Image.Image) -> str:
     """The decoder's raw mode (e.g. 'RGB;16B', 'LA;16B'); read before loading, which clears the tile."""
     args = im.tile[0].args if im.tile else ""

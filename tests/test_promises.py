@@ -23,7 +23,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 def no_model_loads(monkeypatch):
     """A usage error must be found before any checkpoint is read."""
 
-    import imgdiff.pipelines.stylize  # noqa: F401  (binds the real loader before it is replaced)
+    import imgdiff.train.style  # noqa: F401  (binds the real loader before it is replaced)
 
     def refuse(*a, **kw):
         raise AssertionError("a model was loaded before the options were checked")
@@ -228,8 +228,8 @@ def test_stylize_with_a_tiny_style_image(runner, tmp_path, noisy_png, tiny_gener
 def test_style_cache_on_a_full_disk_still_stylizes(runner, tmp_path, noisy_png, tiny_generate, monkeypatch):
     from safetensors import SafetensorError
 
-    import imgdiff.pipelines.stylize as st
-    from imgdiff.pipelines.stylize import cache_dir
+    import imgdiff.train.style as st
+    from imgdiff.train.style import cache_dir
 
     monkeypatch.setenv("IMGDIFF_CACHE", str(tmp_path / "cache"))
     real = st.save_checkpoint

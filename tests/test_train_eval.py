@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from imgdiff.cards import write_manifest
-from imgdiff.checkpoint import read_config, read_header
+from imgdiff.checkpoint import load_tensors, read_config, read_header
 from imgdiff.train.data import is_validation
 from tests.conftest import EXAMPLES, cli
 
@@ -224,3 +225,19 @@ def test_source_share_sets_the_fraction_of_crops(tmp_path):
     assert abs(float(by_area.weights[1]) - 64**2 / (64**2 + 200**2)) < 1e-9
     with pytest.raises(ValueError, match="add up to 1.5"):
         ImageBank.from_sources([([tmp_path / "big.png"], 0.6), ([tmp_path / "small.png"], 0.9)], "cpu", 32)
+
+
+def test_a_fresh_run_is_fixed_by_its_seed(runner, tmp_path):
+    """--seed fixes the initial weights too, not only crops and noise: two launches, one network."""
+    data = make_corpus(tmp_path / "data", n=10)
+    digests = []
+    for i, seed in enumerate((5, 5, 6)):
+        out = tmp_path / f"{i}.safetensors"
+        tiny = "--net base=8,mults=1/2,blocks=1,emb_dim=16 --batch 2 --crop 32 --max-steps 1 --threads 1 --quiet"
+        args = ["train", "--task", "denoise", "--data", str(data), "--out", str(out), *tiny.split()]
+        r = cli(runner, *args, "--run-dir", str(tmp_path / f"r{i}"), "--seed", str(seed))
+        assert r.exit_code == 0, r.stderr
+        digests.append(
+            hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(load_tensors(out).items()))).hexdigest()
+        )
+    assert digests[0] == digests[1] != digests[2]

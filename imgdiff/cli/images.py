@@ -198,7 +198,8 @@ def stylize(
 ) -> None:
     """Repaint images in the colours and textures of a style image."""
     from ..hub import load
-    from ..pipelines.stylize import style_model, style_palette, stylize_image
+    from ..pipelines.stylize import stylize_image
+    from ..train.style import style_model, style_palette
 
     rep = Reporter(common.quiet, common.json)
     rt = setup_runtime(common)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..device import Runtime
 from ..hub import LoadedModel
-from ..io import ImageData
+from ..io import ImageData, to_u8
 from ..pipelines.denoise import denoise_image
 from ..pipelines.restore import restore_image
 from ..train.data import list_images
@@ -57,10 +57,6 @@ def to_data(a: np.ndarray) -> ImageData:
     return ImageData(pixels=a.astype(np.float32) / 255)
 
 
-def to_u8(img: ImageData) -> np.ndarray:
-    return np.round(np.clip(img.pixels, 0, 1) * 255).astype(np.uint8)
-
-
 def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 255).round().astype(np.uint8)
@@ -96,7 +92,7 @@ def evaluate_denoise(
         nlm = cv2.fastNlMeansDenoisingColored(noisy, None, NLM_H * sigma, NLM_H * sigma, 7, 21)
         scores["nlmeans"].add(psnr(nlm, clean), ssim(nlm, clean), time.perf_counter() - t, mp)
         t = time.perf_counter()
-        out = to_u8(denoise_image(to_data(noisy), model, rt, sigma, steps, seed))
+        out = to_u8(denoise_image(to_data(noisy), model, rt, sigma, steps, seed).pixels)
         scores["imgdiff"].add(psnr(out, clean), ssim(out, clean), time.perf_counter() - t, mp)
         if grid and i < 4:
             rows.append([noisy, out, clean])
@@ -130,7 +126,7 @@ def evaluate_upscale(
         bic = bicubic(lr, (w, h))
         scores["bicubic"].add(psnr_y(bic, hr, s), y_ssim(bic), time.perf_counter() - t, mp)
         t = time.perf_counter()
-        out = to_u8(restore_image(to_data(lr), model, rt, steps, seed))
+        out = to_u8(restore_image(to_data(lr), model, rt, steps, seed).pixels)
         scores["imgdiff"].add(psnr_y(out, hr, s), y_ssim(out), time.perf_counter() - t, mp)
         if grid and i < 4:
             rows.append([bic, out, hr])

@@ -1,17 +1,15 @@
-"""The training loop shared by every task: AdamW, EMA, time-boxed LR decay, resumable state.
+"""Runs of `imgdiff train`: data, validation through the pipelines, checkpoints, resumable state (fit.py steps).
 
 Two files come out of a run:
 - `--out`: the EMA weights in fp16 with the config and validation figures (the shippable model),
   rewritten whenever validation improves;
-- `RUN_DIR/state.safetensors`: weights, EMA, optimiser moments, step, RNG states (to resume).
+- `RUN_DIR/state.safetensors`: weights, EMA, the optimiser's state_dict, step, RNG states (to resume).
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -29,7 +27,8 @@ from ..models.unet import UNetConfig
 from ..tasks import default_config, sigma_from_255
 from .data import ImageBank, check_shares, split_images, validation_crops
 from .degrade import quantise
-from .objectives import degraded_input, objective_for, train_step
+from .fit import Fitter, Recipe
+from .objectives import degraded_input, objective_for
 
 
 @dataclass
@@ -154,21 +153,10 @@ def as_image(x: torch.Tensor):
 def mean_psnr(images: list, val: torch.Tensor) -> float:
     """Mean over images of the 8-bit PSNR (the benchmark's metric) against the clean crops."""
     from ..eval.metrics import psnr
+    from ..io import to_u8
 
-    def u8(a: np.ndarray) -> np.ndarray:
-        return np.round(np.clip(a, 0, 1) * 255)
-
-    refs = [u8(((v.float().cpu() + 1) / 2).permute(1, 2, 0).numpy()) for v in val]
-    return float(np.mean([min(psnr(u8(im.pixels), ref), 100.0) for im, ref in zip(images, refs, strict=True)]))
-
-
-def _lr(opts: TrainOptions, step: int, frac: float) -> float:
-    lr = opts.lr * min(1.0, (step + 1) / opts.warmup)
-    start = 1 - opts.decay_fraction
-    if frac > start:
-        t = min(1.0, (frac - start) / opts.decay_fraction)
-        lr *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
-    return lr
+    refs = [to_u8(as_image(v).pixels) for v in val]
+    return float(np.mean([min(psnr(to_u8(im.pixels), ref), 100.0) for im, ref in zip(images, refs, strict=True)]))
 
 
 def parse_net(spec: str) -> dict:
@@ -270,41 +258,24 @@ def train(opts: TrainOptions) -> dict:
     else:
         cfg = default_config(opts.task)
         cfg["net"] = {**cfg["net"], **(opts.net or {})}
+    torch.manual_seed(opts.seed)  # a fresh network's initial weights
     model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)
     if opts.init and not state:
         fresh = load_matching(model, load_tensors(opts.init))
         if fresh:
             log(opts, f"init from {opts.init}: fresh (new or reshaped) {', '.join(fresh)}")
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
-
-    gen = torch.Generator().manual_seed(opts.seed)  # crop choice (CPU)
-    ngen = torch.Generator(device=dev).manual_seed(opts.seed + 1)  # noise (on the training device)
-    step, used_h, gpu_min, best = 0, 0.0, 0.0, -float("inf")
+    recipe = Recipe(lr=opts.lr, ema=opts.ema, warmup=opts.warmup, decay_fraction=opts.decay_fraction)
+    fitter = Fitter(cfg, model, recipe, opts.seed)
+    used_h, gpu_min, best = 0.0, 0.0, -float("inf")
     command = opts.command or " ".join(sys.argv)
     commands = [command]  # every launch of this run, oldest first: a resumed run's card shows how it began
     if state:
-        t = state["tensors"]
-        model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-        ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
-        osd = optim.state_dict()
-        for i, _p in enumerate(model.parameters()):
-            if f"opt.{i}.exp_avg" in t:
-                osd["state"][i] = {
-                    "step": torch.tensor(float(state["meta"]["step"])),
-                    "exp_avg": t[f"opt.{i}.exp_avg"].to(dev),
-                    "exp_avg_sq": t[f"opt.{i}.exp_avg_sq"].to(dev),
-                }
-        optim.load_state_dict(osd)
         m = state["meta"]
-        step, used_h, gpu_min, best = m["step"], m["cpu_hours"], m["gpu_minutes"], m["best"]
+        fitter.load_state_tensors(state["tensors"], m["step"], opts.seed)
+        used_h, gpu_min, best = m["cpu_hours"], m["gpu_minutes"], m["best"]
         commands = [*m.get("commands", []), command]
-        gen.set_state(t["rng.cpu"])
-        if dev.type == "cpu" and "rng.dev_cpu" in t:
-            ngen.set_state(t["rng.dev_cpu"])
-        else:
-            ngen.manual_seed(opts.seed + step)
-        log(opts, f"resumed {opts.task} at step {step} (best {best})")
+        log(opts, f"resumed {opts.task} at step {fitter.step} (best {best})")
+    ema = fitter.shipped
 
     bank = ImageBank.from_sources([(s.train, s.source.share) for s in splits], dev, min_side=opts.crop)
     # runs saved before the zoom key existed resume as they ran: generate zoomed 0.15-0.6, the rest not
@@ -346,25 +317,14 @@ def train(opts: TrainOptions) -> dict:
 
     def save_state() -> None:
         elapsed_h = (time.time() - t0) / 3600
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
-        for i, p in enumerate(model.parameters()):
-            st = optim.state.get(p)
-            if st:
-                tensors[f"opt.{i}.exp_avg"] = st["exp_avg"]
-                tensors[f"opt.{i}.exp_avg_sq"] = st["exp_avg_sq"]
-        tensors["rng.cpu"] = gen.get_state()
-        if dev.type == "cpu":
-            tensors["rng.dev_cpu"] = ngen.get_state()
-        tensors = {k: v.detach().cpu() for k, v in tensors.items()}
         meta = {
-            "step": step,
+            "step": fitter.step,
             "cpu_hours": used_h + (elapsed_h * opts.threads if dev.type == "cpu" else 0),
             "gpu_minutes": gpu_min + (elapsed_h * 60 if dev.type == "cuda" else 0),
             "best": best,
             "commands": commands,
         }
-        save_checkpoint(_state_path(opts), tensors, cfg, extra={"trainer": json.dumps(meta)})
+        save_checkpoint(_state_path(opts), fitter.state_tensors(), cfg, extra={"trainer": json.dumps(meta)})
 
     def save_best(figures: dict) -> None:
         elapsed_h = (time.time() - t0) / 3600
@@ -372,7 +332,7 @@ def train(opts: TrainOptions) -> dict:
             "command": command,
             **({"earlier_commands": commands[:-1]} if len(commands) > 1 else {}),
             "data": describe_data(splits, select),
-            "steps": step,
+            "steps": fitter.step,
             "batch": opts.batch,
             "crop": opts.crop,
             "cpu_hours": round(used_h + (elapsed_h * opts.threads if dev.type == "cpu" else 0), 3),
@@ -388,25 +348,18 @@ def train(opts: TrainOptions) -> dict:
         logf.flush()
         log(opts, f"{opts.task} init {opts.init} val {figures}")
     model.train()
-    start_step = step
-    while True:
-        elapsed = time.time() - t0
-        frac = elapsed / budget_s if opts.max_steps == 0 else (step - start_step) / opts.max_steps
-        if frac >= 1:
-            break
-        lr = _lr(opts, step, frac)
-        for g in optim.param_groups:
-            g["lr"] = lr
-        clean = bank.sample(opts.batch, opts.crop, gen, zoom).contiguous(memory_format=torch.channels_last)
-        loss = train_step(cfg, model, optim, clean, ngen, clip=1.0, autocast=autocast)
-        d = min(opts.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=False):
-                pe.lerp_(pm, 1 - d)
-        step += 1
+    start_step = fitter.step
+
+    def progress(taken: int) -> float:
+        return (time.time() - t0) / budget_s if opts.max_steps == 0 else taken / opts.max_steps
+
+    def sample(gen: torch.Generator) -> torch.Tensor:
+        return bank.sample(opts.batch, opts.crop, gen, zoom).contiguous(memory_format=torch.channels_last)
+
+    def after_step(step: int, loss: torch.Tensor, lr: float) -> None:
+        nonlocal running, last_val, best
         if step % 25 == 0 or step == start_step + 1:  # a host sync each step would stall the GPU
-            val_loss = float(loss)
-            running = val_loss if step == start_step + 1 else 0.8 * running + 0.2 * val_loss
+            running = float(loss) if step == start_step + 1 else 0.8 * running + 0.2 * float(loss)
         if step % opts.val_every == 0 or time.time() - last_val > 600:
             last_val = time.time()
             figures = validate_all()
@@ -419,6 +372,9 @@ def train(opts: TrainOptions) -> dict:
                 best = figures["score"]
                 save_best(figures)
             save_state()
+
+    fitter.fit(sample, progress, after_step, autocast)
+    step = fitter.step
     figures = validate_all()
     writer.writerow([step, round((time.time() - t0) / 60, 2), "end", f"{running:.5f}", json.dumps(figures)])
     logf.close()
