@@ -62,19 +62,19 @@ def run_tiled(
 ) -> torch.Tensor:
     """fn over tiles of x (and cond), merged; tile <= 0 or a small image means one pass."""
     h, w = x.shape[-2:]
-    if tile <= 0 or (h <= tile and w <= tile):
+    grid = tile_grid(h, w, tile, overlap, multiple)
+    if grid is None:
         xp, _, _ = pad_to_multiple(x, multiple)
         cp = None if cond is None else pad_to_multiple(cond, multiple)[0]
         out = fn(xp, cp)[..., :h, :w]
         if on_tile:
             on_tile()
         return out
-    tile = max(multiple, tile // multiple * multiple)
-    overlap = min(overlap, tile // 2)
+    rows, cols, overlap = grid
     acc = None
     weight = torch.zeros(1, 1, h, w, device=x.device)
-    for y0, y1 in _spans(h, tile, overlap, multiple):
-        for x0, x1 in _spans(w, tile, overlap, multiple):
+    for y0, y1 in rows:
+        for x0, x1 in cols:
             xt = x[..., y0:y1, x0:x1]
             ct = None if cond is None else cond[..., y0:y1, x0:x1]
             xt, th, tw = pad_to_multiple(xt, multiple)
@@ -93,9 +93,17 @@ def run_tiled(
     return acc / weight.clamp_min(1e-8)
 
 
-def count_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> int:
+def tile_grid(
+    h: int, w: int, tile: int, overlap: int, multiple: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int] | None:
+    """The row spans, column spans and effective overlap run_tiled uses; None means one pass."""
     if tile <= 0 or (h <= tile and w <= tile):
-        return 1
+        return None
     tile = max(multiple, tile // multiple * multiple)
     overlap = min(overlap, tile // 2)
-    return len(_spans(h, tile, overlap, multiple)) * len(_spans(w, tile, overlap, multiple))
+    return _spans(h, tile, overlap, multiple), _spans(w, tile, overlap, multiple), overlap
+
+
+def count_tiles(h: int, w: int, tile: int, overlap: int, multiple: int) -> int:
+    grid = tile_grid(h, w, tile, overlap, multiple)
+    return 1 if grid is None else len(grid[0]) * len(grid[1])
