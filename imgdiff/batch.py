@@ -21,6 +21,7 @@ from .io import (
     FORMATS,
     INPUT_EXTS,
     encode_image,
+    is_temp_name,
     lost_on_write,
     output_format,
     read_image,
@@ -252,8 +253,6 @@ STALE_TEMP_SECONDS = 15 * 60  # a temp lives for one write (seconds); older ones
 
 def clean_stale_temps(folders: set[Path]) -> list[Path]:
     """Remove imgdiff temp files that a SIGKILLed run left in the output folders (only ours, only old)."""
-    from .io import is_temp_name
-
     removed = []
     now = time.time()
     for folder in folders:

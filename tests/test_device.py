@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from imgdiff.device import Runtime, cpu_bf16_path, guarded, make_runtime, resolve_device, resolve_precision
 from imgdiff.errors import ImgdiffError
@@ -115,3 +116,30 @@ def test_bf16_autocast_keeps_the_full_resolution_stream_fp32():
     assert low.dtype == torch.float32
     rel = ((low - ref).norm() / ref.norm()).item()
     assert 0 < rel < 3.5e-3  # bf16 in head and tail too: 5.5e-3 on this net
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision", "path"),
+    [
+        ({"avx512_bf16"}, "bf16", "avx512_bf16"),
+        (set(), "bf16", "emulated"),  # asked for on a CPU that would emulate it: recorded as such
+        ({"avx512_bf16"}, "fp32", None),
+    ],
+)
+def test_metadata_records_the_bf16_path_taken(monkeypatch, tmp_path, noisy_png, flags, precision, path):
+    import json
+
+    import imgdiff.device as d
+    from imgdiff.io import png_metadata
+    from tests.conftest import cli, tiny_checkpoint
+
+    monkeypatch.setattr(d, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    model = tiny_checkpoint(tmp_path / "tiny.safetensors")
+    out = tmp_path / "o.png"
+    args = ["denoise", str(noisy_png), "--model", str(model), "--precision", precision, "--sigma", "10"]
+    r = cli(CliRunner(), *args, "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    meta = json.loads(png_metadata(out)["imgdiff"])
+    assert meta["precision"] == ("bfloat16" if precision == "bf16" else "float32")
+    assert meta.get("bf16_path") == path

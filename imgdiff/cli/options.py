@@ -228,7 +228,8 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
     """What a PNG's `imgdiff` chunk records: enough to reproduce the pixels (precision changes the last bits)."""
     from ..device import cpu_bf16_path, precision_name
 
-    isa = cpu_bf16_path() if rt.device.type == "cpu" and rt.dtype != torch_float32() else None
+    precision = precision_name(rt.dtype)
+    cpu_bf16 = rt.device.type == "cpu" and precision == "bfloat16"
     record = {
         "task": task,
         "model": model.name,
@@ -236,8 +237,8 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
         "steps": steps,
         "seed": common.seed,
         "device": rt.device.type,
-        "precision": precision_name(rt.dtype),
-        **({"bf16_path": isa or "emulated"} if rt.device.type == "cpu" and rt.dtype != torch_float32() else {}),
+        "precision": precision,
+        **({"bf16_path": cpu_bf16_path() or "emulated"} if cpu_bf16 else {}),
         "ensemble": rt.ensemble,
         "tile": rt.tile,
         "tile_overlap": rt.overlap,
@@ -245,12 +246,6 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
         **params,
     }
     return {"Software": f"imgdiff {__version__}", "imgdiff": json.dumps(record, sort_keys=True)}
-
-
-def torch_float32():
-    import torch
-
-    return torch.float32
 
 
 def install_signal_handlers() -> None:
