@@ -211,8 +211,6 @@ def stylize(
             check_not_an_input(save_style, jobs, (style,), "--save-style")
         except ImgdiffError as e:
             fail_usage(str(e))
-        if any(j.output is not None and j.output.resolve() == save_style.resolve() for j in jobs):
-            fail_usage(f"--save-style {save_style} is also an image output")
     t0 = time.time()
     try:
         if style.suffix == ".safetensors":
