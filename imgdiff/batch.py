@@ -44,6 +44,7 @@ class Job:
     output: Path | None = None  # None: stdout
     error: str | None = None  # set when the input itself is unusable (missing, no match)
     expanded: bool = False  # found by a folder walk or a glob, not named by the user
+    seed: int | None = None  # generate: the seed of this output
 
 
 def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Job], bool]:
@@ -285,6 +286,8 @@ class BatchOptions:
     recursive: bool
     json: bool
     max_pixels: int
+    ray: str | None  # a Ray cluster runs the jobs (imgdiff.cluster)
+    workers: int  # Ray actors (0: one per GPU, else one per --threads cores)
 
 
 def plan_batch(
@@ -326,16 +329,34 @@ def needs_work(job: Job, common: BatchOptions) -> bool:
 def check_stdout(jobs: list[Job], common: BatchOptions) -> None:
     """Image bytes and JSON lines cannot share stdout, and image bytes do not go to a terminal."""
     to_stdout = any(j.output is None and not j.error for j in jobs)
+    if common.ray:
+        check_ray(jobs, to_stdout)
     if to_stdout and common.json:
         raise UsageError("--json and an image on stdout (-o -, or stdin without -o) both want stdout; give -o FILE")
     if to_stdout and stdout_is_terminal():
         raise UsageError("not writing image bytes to a terminal; redirect stdout or give -o FILE")
 
 
+def check_ray(jobs: list[Job], to_stdout: bool) -> None:
+    """--ray: files in and out (the workers read and write them), and Ray installed."""
+    if to_stdout:
+        raise UsageError("--ray writes files on the workers: give -o FILE or -o DIR, not stdout")
+    if any(j.source is None and j.seed is None and not j.error for j in jobs):
+        raise UsageError("--ray reads files on the workers: not stdin")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UsageError("--ray needs Ray: pip install 'imgdiff[ray]'") from None
+
+
 def run_jobs(jobs: list[Job], common: BatchOptions, task: str, process, rep: Reporter, read=None) -> int:
     """Every job in order, each failure costing one file; 0 when all went well, else 1."""
     failed = 0
     clean_stale_temps({j.output.parent for j in jobs if j.output is not None})
+    if common.ray and process is not None:
+        from .cluster import run_jobs_ray
+
+        return run_jobs_ray(jobs, common, task, process, rep, read)
     with rep.files(len(jobs), task):
         for job in jobs:
             ok = run_job(job, common, task, process, rep, read)
@@ -389,8 +410,8 @@ def run_job(job: Job, common: BatchOptions, task: str, process, rep: Reporter, r
             write_stdout(data)
         else:
             write_atomic(out, data, overwrite=common.overwrite)
-    except ImgdiffError as e:
-        return failed(str(e))
+    except ImgdiffError as e:  # named after the file, unless the message already names it
+        return failed(str(e) if job.label in str(e) else f"{job.label}: {e}")
     except FileExistsError:
         return failed(f"{job.label}: {out} appeared meanwhile; not replaced (use --overwrite)")
     except BrokenPipeError:

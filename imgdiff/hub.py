@@ -151,17 +151,26 @@ def load(spec: str, task: str, device: torch.device) -> LoadedModel:
         raise CheckpointError(f"{path}: a {cfg.get('task')!r} checkpoint cannot be used for {task!r}")
     check_config_values(path, cfg)
     check_tensors(path, cfg, header)
+    name = spec if spec in manifest_names() else path.name
     try:
-        model = build_denoiser(cfg)
-        model.load_state_dict({k: v.float() for k, v in load_tensors(path, header_checked=True).items()}, strict=True)
+        return from_tensors(name, cfg, load_tensors(path, header_checked=True), digest, device)
     except CheckpointError:
         raise
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: tensors do not fit the config ({str(e).splitlines()[0][:160]})") from None
+
+
+def from_tensors(
+    name: str, cfg: dict, tensors: dict[str, torch.Tensor], digest: str, device: torch.device
+) -> LoadedModel:
+    """The inference model from a checked config and its tensors (a file's, or a learnt style's
+    sent to a Ray worker): fp32 weights, frozen, channels-last on the CPU."""
+    model = build_denoiser(cfg)
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     model = model.to(device).eval().requires_grad_(False)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    return LoadedModel(name=spec if spec in manifest_names() else path.name, config=cfg, denoiser=model, sha256=digest)
+    return LoadedModel(name=name, config=cfg, denoiser=model, sha256=digest)
 
 
 WEIGHT_DTYPES = {"F16", "BF16", "F32"}

@@ -81,6 +81,37 @@ class Reporter:
             self.progress.update(self._steps, completed=done, total=max(total, done), visible=done < total)
 
 
+class RecordingReporter(Reporter):
+    """A worker's reporter (imgdiff.cluster): it prints nothing and keeps every message, in order,
+    for the driver to replay through its own Reporter, so a cluster run says what a local one says."""
+
+    def __init__(self, quiet: bool = False, json_lines: bool = False) -> None:
+        super().__init__(quiet, json_lines)
+        self.interactive = False  # no progress bars in a worker
+        self.calls: list[tuple[str, object]] = []
+
+    def info(self, msg: str) -> None:
+        self.calls.append(("info", msg))
+
+    def warn(self, msg: str) -> None:
+        self.calls.append(("warn", msg))
+
+    def error(self, msg: str) -> None:
+        self.calls.append(("error", msg))
+
+    def result(self, record: dict) -> None:
+        self.calls.append(("result", record))
+
+    def take(self) -> list[tuple[str, object]]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
+def replay(rep: Reporter, calls: list[tuple[str, object]]) -> None:
+    for kind, payload in calls:
+        getattr(rep, kind)(payload)
+
+
 def silence_stdout() -> None:
     """Point fd 1 at /dev/null, so the interpreter's final flush does not fail again with a traceback."""
     try:

@@ -1,8 +1,11 @@
-"""The four image commands: each checks its options and plans its outputs (batch.plan_batch), loads
-its model once, and hands a per-image `process` to the shared runner (batch.run_jobs)."""
+"""The four image commands: each checks its options and plans its outputs (batch.plan_batch), then
+hands its work object to the shared runner (batch.run_jobs). A work object is the command's
+per-image step: its options pickle (so Ray workers get them, imgdiff.cluster) and `prepare` loads
+its models once per process."""
 
 import math
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -52,6 +55,28 @@ def model_mode(spec: str) -> str:
         return "gaussian"  # unreadable: loading it as the white-noise model reports why
 
 
+@dataclass
+class Work:
+    """A command's per-image step. Only the dataclass fields (the options) are pickled; the runtime
+    and models are rebuilt by `prepare` in the process that runs the images."""
+
+    common: Common
+
+    def __getstate__(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def runtime(self, ensemble: int = 1):
+        if "rt" not in self.__dict__:
+            self.rt = setup_runtime(self.common, ensemble)
+        return self.rt
+
+    def prepare(self, rep: Reporter) -> None:
+        raise NotImplementedError
+
+
 def parse_sigma(sigma: str, mode: str) -> Optional[float]:
     """--sigma: None for auto, else a finite level >= 0 (the model's upper limit is checked once loaded)."""
     if sigma == "auto":
@@ -84,62 +109,82 @@ def denoise(
     common: Common = None,
 ) -> None:
     """Remove noise: white noise with a known or estimated sigma, or real camera noise and JPEG."""
-    from ..noise import read_noise
-    from ..pipelines.denoise import denoise_image, resolve_sigma
-    from ..pipelines.restore import restore_image
-
     rep = Reporter(common.quiet, common.json)
     if mode not in ("auto", "gaussian", "real"):
         fail_usage(f"--mode {mode}: expected auto, gaussian or real")
     fixed = parse_sigma(sigma, mode)
     if fixed is not None:
         mode = "gaussian"  # --sigma N means white Gaussian noise of that level
-    rt = setup_runtime(common, ensemble)
+    work = Denoise(common, mode, fixed, sigma, ensemble)
+    work.runtime(ensemble)
     jobs = plan(inputs, common, "denoise", ".denoised", rep)
-    steps = common.steps or 1
-    models: dict[str, object] = {}
+    if work.mode == "auto" and common.model:
+        work.mode = model_mode(common.model)  # one checkpoint: its own task says which mode it serves
+    work.prepare(rep)
+    finish(run_jobs(jobs, common, "denoise", work, rep))
 
-    def model_for(kind: str):
+
+@dataclass
+class Denoise(Work):
+    mode: str  # auto, gaussian or real
+    fixed: Optional[float]  # --sigma N (None: estimated per image)
+    sigma: str  # --sigma as given, recorded in the metadata
+    ensemble: int
+
+    def prepare(self, rep: Reporter) -> None:
+        self.runtime(self.ensemble)
+        self.models: dict[str, object] = {}
+        if self.mode != "auto":
+            model = self.model_for("real" if self.mode == "real" else "gaussian", rep)
+            limit = model.config.get("sigma_max", 0) * 127.5
+            if self.fixed is not None and self.fixed > limit + 1e-6:
+                fail_usage(f"--sigma {self.sigma}: outside the range of {model.name}, 0..{limit:.0f}")
+
+    def model_for(self, kind: str, rep: Reporter):
         """Each model once, when the first image that needs it comes (--model names the one asked for)."""
-        if kind not in models:
+        common = self.common
+        if kind not in self.models:
             if kind == "real":
-                models[kind] = load_restore(common.model if mode == "real" else None, 1, "real", rt, rep)
+                self.models[kind] = load_restore(common.model if self.mode == "real" else None, 1, "real", self.rt, rep)
             else:
-                models[kind] = load_model(
-                    (common.model if mode == "gaussian" else None) or "denoise", "denoise", rt, rep
-                )
-        return models[kind]
+                spec = (common.model if self.mode == "gaussian" else None) or "denoise"
+                self.models[kind] = load_model(spec, "denoise", self.rt, rep)
+        return self.models[kind]
 
-    if mode == "auto" and common.model:
-        mode = model_mode(common.model)  # one checkpoint: its own task says which mode it serves
-    if mode != "auto":
-        model = model_for("real" if mode == "real" else "gaussian")
-        limit = model.config.get("sigma_max", 0) * 127.5
-        if fixed is not None and fixed > limit + 1e-6:
-            fail_usage(f"--sigma {sigma}: outside the range of {model.name}, 0..{limit:.0f}")
+    def __call__(self, img, rep: Reporter):
+        from ..noise import read_noise
+        from ..pipelines.denoise import denoise_image, resolve_sigma
+        from ..pipelines.restore import restore_image
 
-    def process(img, rep):
+        common, rt, mode = self.common, self.rt, self.mode
+        steps = common.steps or 1
         kind, reading = mode, None
         if mode == "auto":
             reading = read_noise(img.pixels)
             kind = "real" if reading.kind == "camera" else "gaussian"
         found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
         if kind == "real":
-            model = model_for("real")
+            model = self.model_for("real", rep)
             out = restore_image(img, model, rt, steps, common.seed, rep.step)
             meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, **found)
             return out, meta, {"mode": "real", "steps": steps, **found}
-        model = model_for("gaussian")
-        s = resolve_sigma(img, fixed if reading is None else reading.sigma, model)
-        if fixed is None and s < 1:
+        model = self.model_for("gaussian", rep)
+        s = resolve_sigma(img, self.fixed if reading is None else reading.sigma, model)
+        if self.fixed is None and s < 1:
             rep.warn(f"{rep.context}: estimated noise level is {s:.1f}: nothing to remove")
         out = denoise_image(img, model, rt, s, steps, common.seed, rep.step)
         meta = metadata(
-            "denoise", model, rt, common, steps, mode="gaussian", mode_asked=mode, sigma=round(s, 3), sigma_mode=sigma
+            "denoise",
+            model,
+            rt,
+            common,
+            steps,
+            mode="gaussian",
+            mode_asked=mode,
+            sigma=round(s, 3),
+            sigma_mode=self.sigma,
         )
         return out, meta, {"mode": "gaussian", "sigma": round(s, 2), "steps": steps, **found}
-
-    finish(run_jobs(jobs, common, "denoise", process, rep))
 
 
 @image_command
@@ -157,27 +202,34 @@ def upscale(
     common: Common = None,
 ) -> None:
     """Enlarge images 2x or 4x."""
-    from ..pipelines.restore import restore_image
-
     if scale not in (2, 4):
         fail_usage(f"--scale {scale}: expected 2 or 4")
     if mode not in ("bicubic", "real"):
         fail_usage(f"--mode {mode}: expected bicubic or real")
     rep = Reporter(common.quiet, common.json)
-    rt = setup_runtime(common, ensemble)
+    work = Upscale(common, scale, mode, ensemble)
+    work.runtime(ensemble)
     jobs = plan(inputs, common, "upscale", f".x{scale}", rep)
-    model = load_restore(common.model, scale, mode, rt, rep)
-    steps = common.steps or 1
+    work.prepare(rep)
+    finish(run_jobs(jobs, common, "upscale", work, rep))
 
-    def process(img, rep):
-        out = restore_image(img, model, rt, steps, common.seed, rep.step)
-        return (
-            out,
-            metadata("upscale", model, rt, common, steps, scale=scale, mode=mode),
-            {"scale": scale, "steps": steps},
-        )
 
-    finish(run_jobs(jobs, common, "upscale", process, rep))
+@dataclass
+class Upscale(Work):
+    scale: int
+    mode: str  # bicubic or real
+    ensemble: int
+
+    def prepare(self, rep: Reporter) -> None:
+        self.model = load_restore(self.common.model, self.scale, self.mode, self.runtime(self.ensemble), rep)
+
+    def __call__(self, img, rep: Reporter):
+        from ..pipelines.restore import restore_image
+
+        steps = self.common.steps or 1
+        out = restore_image(img, self.model, self.rt, steps, self.common.seed, rep.step)
+        meta = metadata("upscale", self.model, self.rt, self.common, steps, scale=self.scale, mode=self.mode)
+        return out, meta, {"scale": self.scale, "steps": steps}
 
 
 @image_command
@@ -197,12 +249,9 @@ def stylize(
     common: Common = None,
 ) -> None:
     """Repaint images in the colours and textures of a style image."""
-    from ..hub import load
-    from ..pipelines.stylize import stylize_image
-    from ..train.style import style_model, style_palette
-
     rep = Reporter(common.quiet, common.json)
-    rt = setup_runtime(common)
+    work = Stylize(common, style, strength, save_style, style_steps, keep_colors)
+    work.runtime()
     jobs = plan(inputs, common, "stylize", ".stylized", rep, protected=(style,))
     if save_style is not None:
         if save_style.suffix != ".safetensors":
@@ -211,33 +260,77 @@ def stylize(
             check_not_an_input(save_style, jobs, (style,), "--save-style")
         except ImgdiffError as e:
             fail_usage(str(e))
-    t0 = time.time()
-    try:
-        if style.suffix == ".safetensors":
-            smodel, cached = load(str(style), "generate", rt.device), True
-            palette = smodel.config.get("style", {}).get("colours")
-        else:
-            base = load(common.model or "generate", "generate", rt.device)
-            simg = read_image(style, max_pixels=common.max_pixels)
-            rep.info(f"learning the style of {style} (cached after the first run)")
-            smodel, cached = style_model(
-                base, simg, rt.device, common.seed, style_steps, save_style, common.overwrite, rep.step, rep.warn
-            )
-            palette = style_palette(simg)
-    except ImgdiffError as e:
-        rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
-        finish(1)
-    rep.info(f"style model {'from cache' if cached else 'trained'} in {time.time() - t0:.1f} s")
-    steps = common.steps or 12
+    work.prepare(rep)
+    finish(run_jobs(jobs, common, "stylize", work, rep))
 
-    def process(img, rep):
-        out = stylize_image(img, smodel, rt, strength, steps, common.seed, rep.step, palette, keep_colors)
-        meta = metadata(
-            "stylize", smodel, rt, common, steps, strength=strength, style=str(style), keep_colors=keep_colors
+
+@dataclass
+class Stylize(Work):
+    style: Path
+    strength: float
+    save_style: Optional[Path]
+    style_steps: int
+    keep_colors: bool
+    # the learnt style as it travels to Ray workers (config, tensors, sha256), set by prepare
+    learnt: Optional[tuple] = field(default=None, repr=False)
+
+    def prepare(self, rep: Reporter) -> None:
+        from ..hub import from_tensors, load
+        from ..train.style import style_model, style_palette
+
+        common, rt, style = self.common, self.runtime(), self.style
+        if self.learnt is not None:  # a Ray worker: the driver learnt it
+            name, cfg, tensors, digest, self.palette, self.cached = self.learnt
+            self.smodel = from_tensors(name, cfg, tensors, digest, rt.device)
+            return
+        t0 = time.time()
+        try:
+            if style.suffix == ".safetensors":
+                self.smodel, self.cached = load(str(style), "generate", rt.device), True
+                self.palette = self.smodel.config.get("style", {}).get("colours")
+            else:
+                base = load(common.model or "generate", "generate", rt.device)
+                simg = read_image(style, max_pixels=common.max_pixels)
+                rep.info(f"learning the style of {style} (cached after the first run)")
+                self.smodel, self.cached = style_model(
+                    base,
+                    simg,
+                    rt.device,
+                    common.seed,
+                    self.style_steps,
+                    self.save_style,
+                    common.overwrite,
+                    rep.step,
+                    rep.warn,
+                )
+                self.palette = style_palette(simg)
+        except ImgdiffError as e:
+            rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
+            finish(1)
+        rep.info(f"style model {'from cache' if self.cached else 'trained'} in {time.time() - t0:.1f} s")
+        if common.ray:
+            m = self.smodel
+            state = {k: v.cpu() for k, v in m.denoiser.state_dict().items()}
+            self.learnt = (m.name, m.config, state, m.sha256, self.palette, self.cached)
+
+    def __call__(self, img, rep: Reporter):
+        from ..pipelines.stylize import stylize_image
+
+        common, steps = self.common, self.common.steps or 12
+        out = stylize_image(
+            img, self.smodel, self.rt, self.strength, steps, common.seed, rep.step, self.palette, self.keep_colors
         )
-        return out, meta, {"strength": strength, "steps": steps, "style_cached": cached}
-
-    finish(run_jobs(jobs, common, "stylize", process, rep))
+        meta = metadata(
+            "stylize",
+            self.smodel,
+            self.rt,
+            common,
+            steps,
+            strength=self.strength,
+            style=str(self.style),
+            keep_colors=self.keep_colors,
+        )
+        return out, meta, {"strength": self.strength, "steps": steps, "style_cached": self.cached}
 
 
 def parse_size(size: str, max_pixels: int) -> tuple[int, int]:
@@ -266,8 +359,6 @@ def generate(
     common: Common = None,
 ) -> None:
     """Generate natural textures from noise (numbered files into -o DIR, or -o FILE / -)."""
-    from ..pipelines.generate import generate_image
-
     rep = Reporter(common.quiet, common.json)
     if not common.output:
         fail_usage("generate needs -o DIR, -o FILE or -o -")
@@ -276,23 +367,40 @@ def generate(
         fail_usage("-o - takes a single image (--num 1)")
     if common.seed + num - 1 > SEED_MAX:
         fail_usage(f"--seed {common.seed} --num {num}: the seeds of the images would pass {SEED_MAX}")
-    rt = setup_runtime(common)
+    work = Generate(common, width, height, tileable)
+    work.runtime()
     jobs = generate_jobs(common, num)
     check_stdout(jobs, common)
-    model = load_model(common.model or "generate", "generate", rt, rep)
-    m = model.denoiser.net.multiple
-    if width % m or height % m:
-        fail_usage(f"--size {size}: both sides must be multiples of {m} for {model.name}")
-    steps = common.steps or 24
-    seeds = {id(job): common.seed + i for i, job in enumerate(jobs)}
+    work.prepare(rep)
+    finish(run_jobs(jobs, common, "generate", work, rep, read=the_job))
 
-    def process(job: Job, rep: Reporter):
-        seed = seeds[id(job)]
-        img = generate_image(model, rt, width, height, steps, seed, tileable, rep.step)
-        meta = metadata("generate", model, rt, common, steps, size=f"{width}x{height}", tileable=tileable, seed=seed)
-        return img, meta, {"seed": seed, "size": f"{width}x{height}"}
 
-    finish(run_jobs(jobs, common, "generate", process, rep, read=lambda job: job))
+def the_job(job: Job) -> Job:
+    """generate reads no image: its process takes the job (and its seed) itself."""
+    return job
+
+
+@dataclass
+class Generate(Work):
+    width: int
+    height: int
+    tileable: bool
+
+    def prepare(self, rep: Reporter) -> None:
+        self.model = load_model(self.common.model or "generate", "generate", self.runtime(), rep)
+        m = self.model.denoiser.net.multiple
+        if self.width % m or self.height % m:
+            fail_usage(f"--size {self.width}x{self.height}: both sides must be multiples of {m} for {self.model.name}")
+
+    def __call__(self, job: Job, rep: Reporter):
+        from ..pipelines.generate import generate_image
+
+        common, steps, size = self.common, self.common.steps or 24, f"{self.width}x{self.height}"
+        img = generate_image(self.model, self.rt, self.width, self.height, steps, job.seed, self.tileable, rep.step)
+        meta = metadata(
+            "generate", self.model, self.rt, common, steps, size=size, tileable=self.tileable, seed=job.seed
+        )
+        return img, meta, {"seed": job.seed, "size": size}
 
 
 def generate_jobs(common: Common, num: int) -> list[Job]:
@@ -309,4 +417,7 @@ def generate_jobs(common: Common, num: int) -> list[Job]:
         targets = [out] if num == 1 else [out.with_name(f"{out.stem}-{i + 1:04d}{out.suffix}") for i in range(num)]
     else:
         targets = [out_dir / f"generated-{common.seed + i:04d}{common.suffix or ''}.png" for i in range(num)]
-    return [Job(None, None, f"generate#{i + 1} (seed {common.seed + i})", t) for i, t in enumerate(targets)]
+    return [
+        Job(None, None, f"generate#{i + 1} (seed {common.seed + i})", t, seed=common.seed + i)
+        for i, t in enumerate(targets)
+    ]

@@ -150,6 +150,26 @@ COMMON_PARAMS = [
         ],
         DEFAULT_MAX_PIXELS,
     ),
+    (
+        "ray",
+        Annotated[
+            Optional[str],
+            _opt(
+                "--ray",
+                help="Run on a Ray cluster: local (start one here), auto (the running one) or its address "
+                "(needs imgdiff[ray]; inputs and outputs on storage every worker sees).",
+            ),
+        ],
+        None,
+    ),
+    (
+        "workers",
+        Annotated[
+            int,
+            _opt("--workers", min=0, max=100_000, help="Ray workers (0 = one per GPU, else one per --threads cores)."),
+        ],
+        0,
+    ),
 ]
 
 

@@ -142,6 +142,8 @@ def eval_cmd(
         recursive=False,
         json=json_out,
         max_pixels=DEFAULT_MAX_PIXELS,
+        ray=None,
+        workers=0,
         steps=steps,
         seed=seed,
         device=device,
