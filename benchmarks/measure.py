@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,13 +110,13 @@ class CliRun:
     stdout: str
 
 
-def imgdiff_cli(*args: str) -> CliRun:
+def imgdiff_cli(*args: str, env: dict[str, str] | None = None) -> CliRun:
     """Run `python -m imgdiff ARGS` from the repo root as a user would; raise with its stderr on failure.
 
     os.wait4 returns this child's own rusage, so its peak RSS is not mixed with earlier children's.
     """
     cmd = [sys.executable, "-m", "imgdiff", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
@@ -274,15 +275,24 @@ def bench_denoise(data: ImageSet, sigma: int, bm3d_n: int, tmp: Path) -> Denoise
             scores["cbm3d"].add(psnr(den, clean), ssim(den, clean), sec, mp)
             panels.setdefault("cbm3d", den)
             log(f"  CBM3D {data.name} sigma={sigma} image {i + 1}/{bm3d_n}: {sec:.1f} s")
-    src, dst = tmp / f"{data.name}_s{sigma}", tmp / f"{data.name}_s{sigma}_out"
-    write_pngs(src, data.names, noisy)
-    run = imgdiff_cli("denoise", str(src), "-o", str(dst), "--sigma", str(sigma), "-q")
-    outs = read_outputs(dst, data.names)
-    for clean, out in zip(data.images, outs, strict=True):
-        scores["imgdiff"].add(psnr(out, clean), ssim(out, clean), 0.0, megapixels(clean))
-    scores["imgdiff"].seconds = run.seconds
+    scores["imgdiff"], outs = imgdiff_denoise(data, sigma, tmp)
     panels["imgdiff"] = outs[0]
     return DenoiseRow(data.name, sigma, len(data.images), data.total, data.size, bm3d_n, scores, panels)
+
+
+def imgdiff_denoise(
+    data: ImageSet, sigma: int, tmp: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None, tag: str = ""
+) -> tuple[MethodScores, list[np.ndarray]]:
+    """`imgdiff denoise DIR -o OUT --sigma S ARGS` on the set's noisy images (the same seeds every time)."""
+    src, dst = tmp / f"{data.name}_s{sigma}{tag}", tmp / f"{data.name}_s{sigma}{tag}_out"
+    write_pngs(src, data.names, [add_noise(c.astype(np.float64), sigma, SEED + i) for i, c in enumerate(data.images)])
+    run = imgdiff_cli("denoise", str(src), "-o", str(dst), "--sigma", str(sigma), "-q", *args, env=env)
+    outs = read_outputs(dst, data.names)
+    scores = MethodScores()
+    for clean, out in zip(data.images, outs, strict=True):
+        scores.add(psnr(out, clean), ssim(out, clean), 0.0, megapixels(clean))
+    scores.seconds = run.seconds
+    return scores, outs
 
 
 # --- super-resolution ---------------------------------------------------------------------------
@@ -308,12 +318,10 @@ def bench_sr(data: ImageSet, scale: int, peers: Path, tmp: Path) -> SRRow:
     methods = ("bicubic", *PEERS, "imgdiff")
     scores = {m: MethodScores() for m in methods}
     panels: dict[str, list[np.ndarray]] = {m: [] for m in (*methods, "hr")}
-    hrs = [modcrop(a, s) for a in data.images]
-    lrs = [bicubic(hr, (hr.shape[1] // s, hr.shape[0] // s)) for hr in hrs]
+    hrs, lrs = sr_pairs(data, s)
 
     def add(method: str, out: np.ndarray, hr: np.ndarray, seconds: float) -> None:
-        y_ssim = ssim(rgb_to_y(out)[s:-s, s:-s], rgb_to_y(hr)[s:-s, s:-s])
-        scores[method].add(psnr_y(out, hr, s), y_ssim, seconds, megapixels(hr))
+        add_sr(scores[method], out, hr, s, seconds)
         panels[method].append(out)
 
     models = {}
@@ -333,13 +341,94 @@ def bench_sr(data: ImageSet, scale: int, peers: Path, tmp: Path) -> SRRow:
             out, sec = timed(lambda sr=sr, bgr=bgr: np.ascontiguousarray(sr.upsample(bgr)[..., ::-1]))
             add(name, out, hr, sec)
         panels["hr"].append(hr)
-    src, dst = tmp / f"{data.name}_x{s}", tmp / f"{data.name}_x{s}_out"
-    write_pngs(src, data.names, lrs)
-    run = imgdiff_cli("upscale", str(src), "-o", str(dst), "--scale", str(s), "-q")
-    for hr, out in zip(hrs, read_outputs(dst, data.names), strict=True):
-        add("imgdiff", out, hr, 0.0)
-    scores["imgdiff"].seconds = run.seconds
+    scores["imgdiff"], outs = imgdiff_upscale(data, s, tmp)
+    panels["imgdiff"] = outs
     return SRRow(data.name, s, len(data.images), data.total, scores, data.names, panels)
+
+
+def add_sr(scores: MethodScores, out: np.ndarray, hr: np.ndarray, s: int, seconds: float) -> None:
+    """Y-PSNR and Y-SSIM with s pixels shaved (the SR protocol)."""
+    y_ssim = ssim(rgb_to_y(out)[s:-s, s:-s], rgb_to_y(hr)[s:-s, s:-s])
+    scores.add(psnr_y(out, hr, s), y_ssim, seconds, megapixels(hr))
+
+
+def sr_pairs(data: ImageSet, s: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    hrs = [modcrop(a, s) for a in data.images]
+    return hrs, [bicubic(hr, (hr.shape[1] // s, hr.shape[0] // s)) for hr in hrs]
+
+
+def imgdiff_upscale(
+    data: ImageSet, s: int, tmp: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None, tag: str = ""
+) -> tuple[MethodScores, list[np.ndarray]]:
+    """`imgdiff upscale DIR -o OUT --scale S ARGS` on the set's bicubic downscales; Y-PSNR, S px shaved."""
+    hrs, lrs = sr_pairs(data, s)
+    src, dst = tmp / f"{data.name}_x{s}{tag}", tmp / f"{data.name}_x{s}{tag}_out"
+    write_pngs(src, data.names, lrs)
+    run = imgdiff_cli("upscale", str(src), "-o", str(dst), "--scale", str(s), "-q", *args, env=env)
+    outs = read_outputs(dst, data.names)
+    scores = MethodScores()
+    for hr, out in zip(hrs, outs, strict=True):
+        add_sr(scores, out, hr, s, 0.0)
+    scores.seconds = run.seconds
+    return scores, outs
+
+
+# --- precision paths and instruction sets (issue 16) --------------------------------------------
+
+# a laptop-class CPU: PyTorch's own kernels and oneDNN's both capped at AVX2 (no AVX-512, no bf16)
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+SPEED_ROWS = (("CBSD68", 25), ("Set14", 4))  # the two rows the speed targets are read on
+
+
+@dataclass
+class PrecisionRow:
+    dataset: str
+    kind: str  # "denoise" or "upscale"
+    param: int  # sigma or scale
+    auto: MethodScores  # the default path (the main tables' run)
+    fp32: MethodScores
+    avx2: MethodScores | None  # fp32 on AVX2 kernels (speed rows only)
+
+
+def bench_precision(bench: Path, den_rows: list, sr_rows: list, limit: int | None, tmp: Path) -> list[PrecisionRow]:
+    """Every main-table row again with --precision fp32 (the quality reference), and the speed rows
+    once more with the ISA capped at AVX2, where --precision auto picks fp32."""
+    rows = []
+    for r in den_rows:
+        data = load_set(bench, r.dataset, limit)
+        fp32, _ = imgdiff_denoise(data, r.sigma, tmp, ("--precision", "fp32"), tag="_fp32")
+        avx2 = None
+        if (r.dataset, r.sigma) in SPEED_ROWS:
+            avx2, _ = imgdiff_denoise(data, r.sigma, tmp, env=AVX2_ENV, tag="_avx2")
+        rows.append(PrecisionRow(r.dataset, "denoise", r.sigma, r.scores["imgdiff"], fp32, avx2))
+        log(f"  fp32 {r.dataset} sigma={r.sigma}: {r.mean('imgdiff') - float(np.mean(fp32.psnr)):+.3f} dB vs fp32")
+    for r in sr_rows:
+        data = load_set(bench, r.dataset, limit)
+        fp32, _ = imgdiff_upscale(data, r.scale, tmp, ("--precision", "fp32"), tag="_fp32")
+        avx2 = None
+        if (r.dataset, r.scale) in SPEED_ROWS:
+            avx2, _ = imgdiff_upscale(data, r.scale, tmp, env=AVX2_ENV, tag="_avx2")
+        rows.append(PrecisionRow(r.dataset, "upscale", r.scale, r.scores["imgdiff"], fp32, avx2))
+        log(f"  fp32 {r.dataset} x{r.scale}: {r.mean('imgdiff') - float(np.mean(fp32.psnr)):+.3f} dB vs fp32")
+    return rows
+
+
+def bench_call_overhead(tmp: Path) -> tuple[float, float]:
+    """Median of 3: a whole `imgdiff denoise` of a 64x64 image, and `python -c 'import torch'` alone."""
+    src = tmp / "tiny64.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(src)
+    calls = []
+    for i in range(3):
+        calls.append(
+            imgdiff_cli("denoise", str(src), "-o", str(tmp / f"tiny64_{i}.png"), "--sigma", "25", "-q").seconds
+        )
+    imports = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        imports.append(time.perf_counter() - t0)
+    return statistics.median(calls), statistics.median(imports)
 
 
 # --- sampling steps, real noise, large image ----------------------------------------------------
@@ -709,6 +798,21 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def cpu_isa() -> str:
+    """The instruction sets that decide imgdiff's CPU path, and the path --precision auto takes."""
+    from imgdiff.device import cpu_bf16_path, cpu_flags, cpu_has_amx
+
+    flags = cpu_flags()
+    names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI"}
+    have = [label for flag, label in names.items() if flag in flags]
+    have += ["AVX512-BF16"] if "avx512_bf16" in flags else []
+    have += ["AMX"] if cpu_has_amx() else []
+    path = cpu_bf16_path()
+    return f"{cpu_model()}, {', '.join(have) or 'no SIMD flags read'}; `--precision auto` = " + (
+        f"bf16 ({path})" if path else "fp32"
+    )
 
 
 def mem_total_gib() -> float:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.measure import (
+    AVX2_ENV,
     CROP,
     DENOISE_TARGET,
     NLM_H,
@@ -22,6 +23,7 @@ from benchmarks.measure import (
     CameraRow,
     DenoiseRow,
     NoiseEstimate,
+    PrecisionRow,
     RealNoise,
     SRRow,
     StepRow,
@@ -329,6 +331,77 @@ def speed_section(den: list[DenoiseRow], sr: list[SRRow], big: list[BigRun] | No
     else:
         lines.append("- (c) Large-photo test skipped (--quick).")
     return lines + [""]
+
+
+def precision_section(
+    rows: list[PrecisionRow], den: list[DenoiseRow], sr: list[SRRow], overhead: tuple[float, float] | None, isa: str
+) -> list[str]:
+    """What --precision auto chose on this CPU, its quality cost against fp32 on every row, and the
+    speed of each instruction-set path against the peers the targets name."""
+    if not rows:
+        return []
+    capped = " ".join(f"{k}={v}" for k, v in AVX2_ENV.items())
+    lines = [
+        "## Precision paths and instruction sets",
+        "",
+        f"This CPU: {isa}. Every row above ran with the default `--precision auto`; here each is run again "
+        f"with `--precision fp32` (the quality reference), and the two speed rows once more with `{capped}` "
+        "(a laptop-class CPU: no AVX-512, no bf16; auto then picks fp32). Same images, same CLI.",
+        "",
+    ]
+    body = []
+    for r in rows:
+        auto, fp32 = float(np.mean(r.auto.psnr)), float(np.mean(r.fp32.psnr))
+        label = f"σ={r.param}" if r.kind == "denoise" else f"x{r.param}"
+        body.append(
+            [
+                r.dataset,
+                label,
+                f"{auto:.2f}",
+                f"{fp32:.2f}",
+                f"{auto - fp32:+.3f}",
+                f"{s_per_mp(r.auto):.2f}",
+                f"{s_per_mp(r.fp32):.2f}",
+                "—" if r.avx2 is None else f"{s_per_mp(r.avx2):.2f} ({np.mean(r.avx2.psnr):.2f} dB)",
+            ]
+        )
+    lines += table(
+        ["set", "row", "auto PSNR", "fp32 PSNR", "auto − fp32 (dB)", "auto s/MP", "fp32 s/MP", "AVX2-capped s/MP"], body
+    )
+    worst = max(abs(float(np.mean(r.auto.psnr)) - float(np.mean(r.fp32.psnr))) for r in rows)
+    lines += ["", f"Largest quality change of the default path against fp32: {worst:.3f} dB (target ≤ 0.05).", ""]
+    peers = []
+    d = next((r for r in den if (r.dataset, r.sigma) == ("CBSD68", 25)), None)
+    p = next((r for r in rows if (r.kind, r.dataset, r.param) == ("denoise", "CBSD68", 25)), None)
+    if d and p:
+        peers.append(("denoise CBSD68 σ=25 vs NL-means", s_per_mp(d.scores["nlmeans"]), p))
+    u = next((r for r in sr if (r.dataset, r.scale) == ("Set14", 4)), None)
+    q = next((r for r in rows if (r.kind, r.dataset, r.param) == ("upscale", "Set14", 4)), None)
+    if u and q:
+        peers.append(("upscale x4 Set14 vs LapSRN", s_per_mp(u.scores["LapSRN"]), q))
+    if peers:
+        body = [
+            [
+                name,
+                f"{ref:.2f}",
+                *(f"{s_per_mp(m) / ref:.2f}x" for m in (r.auto, r.fp32)),
+                f"{s_per_mp(r.avx2) / ref:.2f}x",
+            ]
+            for name, ref, r in peers
+            if r.avx2 is not None
+        ]
+        lines += ["Time against the peer each target names (target ≤ 1.0x; imgdiff whole-CLI wall clock):", ""]
+        lines += table(["row", "peer s/MP", "auto", "fp32", "AVX2-capped"], body)
+        lines.append("")
+    if overhead:
+        call, imp = overhead
+        lines += [
+            f"Per-call overhead: a whole `imgdiff denoise` of a 64x64 image takes {call:.2f} s; "
+            f"`python -c 'import torch'` alone {imp:.2f} s: imgdiff adds {call - imp:.2f} s "
+            "(target ≤ 0.30; medians of 3).",
+            "",
+        ]
+    return lines
 
 
 def steps_section(rows: list[StepRow], images: int) -> list[str]:

@@ -41,9 +41,11 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     DenoiseRow,
     SRRow,
     bench_big,
+    bench_call_overhead,
     bench_camera,
     bench_denoise,
     bench_noise_estimate,
+    bench_precision,
     bench_real_noise,
     bench_real_upscale,
     bench_sr,
@@ -55,6 +57,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     check_bench_deps,
     code_fingerprint,
     commit,
+    cpu_isa,
     cpu_model,
     imgdiff_cli,
     load_photo_slice,
@@ -66,6 +69,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
 )
 from benchmarks.render import (  # noqa: E402
     camera_section,
+    precision_section,
     crops_section,
     denoise_section,
     extra_sections,
@@ -172,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
         if not args.quick:
             log(f"large photo {BIG_SIZE[0]}x{BIG_SIZE[1]}")
             big = bench_big(args.bench, tmp)
+        log("precision paths: every row in fp32, the speed rows with the ISA capped at AVX2")
+        precision = bench_precision(args.bench, den_rows, sr_rows, limit, tmp)
+        overhead = bench_call_overhead(tmp)
 
     den_strip = next((r for r in den_rows if r.dataset == "CBSD68" and r.sigma == 25), None)
     if den_strip:
@@ -236,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         *photo_section(args.photos, photo_den, photo_sr),
         *models_section(ROOT / "weights"),
         *speed_section(den_rows, sr_rows, big, startup),
+        *precision_section(precision, den_rows, sr_rows, overhead, cpu_isa()),
         *steps_section(step_rows, len(step_set.images)),
         *camera_section(camera),
         *crops_section(den_strip, sr_strip, sr_index, rni, real_sr),
