@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imgdiff.noise import read_noise  # noqa: E402
+from imgdiff.noise import CORRELATED_RATIO, MIN_CAMERA_SIGMA, read_noise  # noqa: E402
 from imgdiff.train import camera  # noqa: E402
 from imgdiff.train.data import split_images  # noqa: E402
 
@@ -96,7 +96,22 @@ def main() -> None:
             f"{ratio.mean():.2f} ({ratio.min():.2f}-{ratio.max():.2f}) |"
         )
     total = sum(len(rs) for n, rs in table.items() if truth[n] != "either")
-    print(f"\nwrong answers: {wrong} of {total}")
+    now = f"CORRELATED_RATIO {CORRELATED_RATIO}, MIN_CAMERA_SIGMA {MIN_CAMERA_SIGMA}"
+    print(f"\nwrong answers: {wrong} of {total} ({now})")
+    print("\nwrong answers (white read as camera + camera read as white) for other thresholds:\n")
+    ratios, floors = (1.3, 1.4, 1.5, 1.75, 2.0), (0.5, 0.75, 1.0, 1.5)
+    print("| ratio \\ min averaged sigma | " + " | ".join(f"{f:g}" for f in floors) + " |")
+    print("| --- |" + " --- |" * len(floors))
+    for q in ratios:
+        cells = []
+        for f in floors:
+            white = cam = 0
+            for name, rs in table.items():
+                said = [r.averaged >= f and r.averaged > q * max(r.sigma, 0.5) for r in rs]
+                white += sum(said) if truth[name] == "white" else 0
+                cam += sum(not x for x in said) if truth[name] == "camera" else 0
+            cells.append(f"{white + cam} ({white} + {cam})")
+        print(f"| {q:g} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
