@@ -87,13 +87,23 @@ def stylize(
 
 
 def generate(
-    size: int | tuple[int, int] = 64, seed: int = 0, steps: int = 24, tileable: bool = False, device: str = "auto"
+    size: int | tuple[int, int] = 64,
+    seed: int = 0,
+    steps: int = 24,
+    tileable: bool = False,
+    device: str = "auto",
+    style: Image.Image | None = None,
+    style_steps: int = 300,
 ) -> Image.Image:
-    """A texture of size (width, height); multiples of 16."""
+    """A texture of size (width, height); multiples of 16; in the style of `style` if given (learnt
+    once and cached, as the CLI's --style)."""
     from .pipelines.generate import generate_image
+    from .train.style import style_model
 
     w, h = (size, size) if isinstance(size, int) else size
     m, rt = _setup("generate", "generate", device, None)
+    if style is not None:
+        m, _ = style_model(m, from_pil(style), rt.device, seed, style_steps)
     return to_pil(generate_image(m, rt, w, h, steps, seed, tileable))
 
 

@@ -22,6 +22,14 @@ def test_api_roundtrip(photo):
     assert np.array_equal(np.asarray(tex), np.asarray(imgdiff.generate(size=(32, 48), steps=4, seed=1)))
 
 
+def test_generate_in_a_style(monkeypatch, tmp_path, photo):
+    monkeypatch.setenv("IMGDIFF_CACHE", str(tmp_path))
+    style = Image.fromarray(photo)
+    styled = imgdiff.generate(size=32, steps=2, seed=1, style=style, style_steps=2)
+    assert styled.size == (32, 32) and len(list(tmp_path.rglob("*.safetensors"))) == 1  # learnt once, cached
+    assert not np.array_equal(np.asarray(styled), np.asarray(imgdiff.generate(size=32, steps=2, seed=1)))
+
+
 def test_version_import_is_light():
     import subprocess
     import sys

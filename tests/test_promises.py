@@ -225,6 +225,52 @@ def test_stylize_with_a_tiny_style_image(runner, tmp_path, noisy_png, tiny_gener
     assert Image.open(tmp_path / "o.png").size == (64, 48)
 
 
+def test_generate_in_a_learnt_style(runner, tmp_path, tiny_generate, monkeypatch):
+    """generate --style: learnt once (cached), saved, reused from the .safetensors; seamless still works;
+    the style image is never an output."""
+    monkeypatch.setenv("IMGDIFF_CACHE", str(tmp_path / "cache"))
+    style = tmp_path / "style.png"
+    Image.fromarray(np.asarray(Image.open(EXAMPLES / "style.png").convert("RGB"))[:40, :40]).save(style)
+    before = style.read_bytes()
+    saved = tmp_path / "saved.safetensors"
+    base = ["generate", "--style", str(style), "--model", str(tiny_generate), "--style-steps", "2", "--steps", "2"]
+    r = cli(runner, *base, "--size", "32", "--tileable", "--save-style", str(saved), "-o", str(tmp_path / "a.png"))
+    assert r.exit_code == 0, r.stderr
+    meta = json.loads(png_metadata(tmp_path / "a.png")["imgdiff"])
+    assert meta["style"] == str(style) and meta["tileable"] and meta["model"] != tiny_generate.name
+    r = cli(runner, *base, "--size", "32", "--tileable", "-o", str(tmp_path / "b.png"), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()  # the cached style, same pixels
+    r = cli(
+        runner,
+        "generate",
+        "--style",
+        str(saved),
+        "--size",
+        "32",
+        "--tileable",
+        "--steps",
+        "2",
+        "-o",
+        str(tmp_path / "c.png"),
+    )
+    assert r.exit_code == 0, r.stderr
+    a, c = (np.asarray(Image.open(tmp_path / n)) for n in ("a.png", "c.png"))
+    assert np.array_equal(a, c)  # the saved style is the learnt one
+    plain = tmp_path / "plain.png"
+    assert (
+        cli(
+            runner, "generate", "--model", str(tiny_generate), "--size", "32", "--steps", "2", "-o", str(plain)
+        ).exit_code
+        == 0
+    )
+    assert not np.array_equal(a, np.asarray(Image.open(plain)))
+    for extra in (["-o", str(style), "--overwrite"], ["--save-style", str(style), "-o", str(tmp_path / "d.png")]):
+        one_error_line(cli(runner, *base, *extra), 2)
+    one_error_line(cli(runner, "generate", "--save-style", str(saved), "-o", str(tmp_path / "e.png")), 2, "--style")
+    assert style.read_bytes() == before
+
+
 def test_style_cache_on_a_full_disk_still_stylizes(runner, tmp_path, noisy_png, tiny_generate, monkeypatch):
     from safetensors import SafetensorError
 

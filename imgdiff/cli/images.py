@@ -232,6 +232,10 @@ class Upscale(Work):
         return out, meta, {"scale": self.scale, "steps": steps}
 
 
+SaveStyleOpt = Annotated[Optional[Path], typer.Option(help="Also save the learnt style model here.")]
+StyleStepsOpt = Annotated[int, typer.Option(min=1, max=100_000, help="Fine-tuning steps when learning a new style.")]
+
+
 @image_command
 def stylize(
     inputs: InputsArg,
@@ -239,10 +243,8 @@ def stylize(
     strength: Annotated[
         float, typer.Option(min=0.0, max=1.0, callback=finite, help="0 keeps the content, 1 replaces it.")
     ] = 0.45,
-    save_style: Annotated[Optional[Path], typer.Option(help="Also save the learnt style model here.")] = None,
-    style_steps: Annotated[
-        int, typer.Option(min=1, max=100_000, help="Fine-tuning steps when learning a new style.")
-    ] = 300,
+    save_style: SaveStyleOpt = None,
+    style_steps: StyleStepsOpt = 300,
     keep_colors: Annotated[
         bool, typer.Option("--keep-colors", help="Keep the content's colours; take only the style's strokes.")
     ] = False,
@@ -250,31 +252,38 @@ def stylize(
 ) -> None:
     """Repaint images in the colours and textures of a style image."""
     rep = Reporter(common.quiet, common.json)
-    work = Stylize(common, style, strength, save_style, style_steps, keep_colors)
+    work = Stylize(common, style, style_steps, save_style, strength, keep_colors)
     work.runtime()
     jobs = plan(inputs, common, "stylize", ".stylized", rep, protected=(style,))
-    if save_style is not None:
-        if save_style.suffix != ".safetensors":
-            fail_usage(f"--save-style {save_style}: a style model is saved as .safetensors")
-        try:
-            check_not_an_input(save_style, jobs, (style,), "--save-style")
-        except ImgdiffError as e:
-            fail_usage(str(e))
+    work.check_save_style(jobs)
     work.prepare(rep)
     finish(run_jobs(jobs, common, "stylize", work, rep))
 
 
 @dataclass
-class Stylize(Work):
-    style: Path
-    strength: float
-    save_style: Optional[Path]
-    style_steps: int
-    keep_colors: bool
-    # the learnt style as it travels to Ray workers (config, tensors, sha256), set by prepare
-    learnt: Optional[tuple] = field(default=None, repr=False)
+class Styled(Work):
+    """Work that samples from a style's own model, learnt from a style image (or a saved one)."""
 
-    def prepare(self, rep: Reporter) -> None:
+    style: Optional[Path]
+    style_steps: int
+    save_style: Optional[Path]
+    # the learnt style as it travels to Ray workers (config, tensors, sha256, palette), set by prepare
+    learnt: Optional[tuple] = field(default=None, repr=False, kw_only=True)
+
+    def check_save_style(self, jobs: list[Job]) -> None:
+        if self.save_style is None:
+            return
+        if self.save_style.suffix != ".safetensors":
+            fail_usage(f"--save-style {self.save_style}: a style model is saved as .safetensors")
+        if self.style is None:
+            fail_usage("--save-style saves the style learnt from --style: give --style too")
+        try:
+            check_not_an_input(self.save_style, jobs, (self.style,), "--save-style")
+        except ImgdiffError as e:
+            fail_usage(str(e))
+
+    def prepare_style(self, rep: Reporter) -> None:
+        """self.smodel, self.palette, self.cached: from the driver (Ray), a saved style, or learnt now."""
         from ..hub import from_tensors, load
         from ..train.style import style_model, style_palette
 
@@ -312,6 +321,15 @@ class Stylize(Work):
             m = self.smodel
             state = {k: v.cpu() for k, v in m.denoiser.state_dict().items()}
             self.learnt = (m.name, m.config, state, m.sha256, self.palette, self.cached)
+
+
+@dataclass
+class Stylize(Styled):
+    strength: float
+    keep_colors: bool
+
+    def prepare(self, rep: Reporter) -> None:
+        self.prepare_style(rep)
 
     def __call__(self, img, rep: Reporter):
         from ..pipelines.stylize import stylize_image
@@ -356,6 +374,12 @@ def generate(
     num: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many images.")] = 1,
     size: Annotated[str, typer.Option(help="N or WxH, multiples of 16; above 64 is sampled patch-wise.")] = "64",
     tileable: Annotated[bool, typer.Option(help="Make the texture seamless when tiled.")] = False,
+    style: Annotated[
+        Optional[Path],
+        typer.Option(help="Generate in this style: a style image (learnt once, cached) or a saved style .safetensors."),
+    ] = None,
+    save_style: SaveStyleOpt = None,
+    style_steps: StyleStepsOpt = 300,
     common: Common = None,
 ) -> None:
     """Generate natural textures from noise (numbered files into -o DIR, or -o FILE / -)."""
@@ -367,10 +391,18 @@ def generate(
         fail_usage("-o - takes a single image (--num 1)")
     if common.seed + num - 1 > SEED_MAX:
         fail_usage(f"--seed {common.seed} --num {num}: the seeds of the images would pass {SEED_MAX}")
-    work = Generate(common, width, height, tileable)
+    work = Generate(common, style, style_steps, save_style, width, height, tileable)
     work.runtime()
     jobs = generate_jobs(common, num)
     check_stdout(jobs, common)
+    if style is not None:  # an output must not replace the style image it is generated from
+        try:
+            for job in jobs:
+                if job.output is not None:
+                    check_not_an_input(job.output, [], (style,))
+        except ImgdiffError as e:
+            fail_usage(str(e))
+    work.check_save_style(jobs)
     work.prepare(rep)
     finish(run_jobs(jobs, common, "generate", work, rep, read=the_job))
 
@@ -381,13 +413,17 @@ def the_job(job: Job) -> Job:
 
 
 @dataclass
-class Generate(Work):
+class Generate(Styled):
     width: int
     height: int
     tileable: bool
 
     def prepare(self, rep: Reporter) -> None:
-        self.model = load_model(self.common.model or "generate", "generate", self.runtime(), rep)
+        if self.style is not None:
+            self.prepare_style(rep)
+            self.model = self.smodel
+        else:
+            self.model = load_model(self.common.model or "generate", "generate", self.runtime(), rep)
         m = self.model.denoiser.net.multiple
         if self.width % m or self.height % m:
             fail_usage(f"--size {self.width}x{self.height}: both sides must be multiples of {m} for {self.model.name}")
@@ -397,10 +433,11 @@ class Generate(Work):
 
         common, steps, size = self.common, self.common.steps or 24, f"{self.width}x{self.height}"
         img = generate_image(self.model, self.rt, self.width, self.height, steps, job.seed, self.tileable, rep.step)
+        styled = {} if self.style is None else {"style": str(self.style)}
         meta = metadata(
-            "generate", self.model, self.rt, common, steps, size=size, tileable=self.tileable, seed=job.seed
+            "generate", self.model, self.rt, common, steps, size=size, tileable=self.tileable, seed=job.seed, **styled
         )
-        return img, meta, {"seed": job.seed, "size": size}
+        return img, meta, {"seed": job.seed, "size": size, **styled}
 
 
 def generate_jobs(common: Common, num: int) -> list[Job]:
