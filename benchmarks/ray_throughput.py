@@ -61,7 +61,8 @@ def main() -> None:
     rows.append((f"local CLI, {cores} threads", imgdiff(*base, "-o", str(local)), True))
     ray_cli = str(Path(sys.executable).with_name("ray"))
     ray_start = [ray_cli, "start", "--head", f"--port={PORT}", f"--num-cpus={cores}", "--include-dashboard=false"]
-    subprocess.run([*ray_start, "--disable-usage-stats"], check=True, capture_output=True)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    subprocess.run([*ray_start, "--disable-usage-stats"], check=True, capture_output=True, env=env)
     try:
         address = f"127.0.0.1:{PORT}"
         for workers, threads in ((1, cores), (cores, 1)):
@@ -71,7 +72,7 @@ def main() -> None:
             )
             rows.append((f"Ray, {workers} worker(s) x {threads} thread(s)", seconds, same(local, out)))
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], check=False, capture_output=True)
+        subprocess.run([ray_cli, "stop", "--force"], check=False, capture_output=True, env=env)
     out = work / "raylocal"
     seconds = imgdiff(*base, "-o", str(out), "--ray", "local", "--workers", "1", "--threads", str(cores))
     rows.append((f"Ray, `--ray local` (starts its cluster), 1 worker x {cores} threads", seconds, same(local, out)))

@@ -330,23 +330,26 @@ def check_stdout(jobs: list[Job], common: BatchOptions) -> None:
     """Image bytes and JSON lines cannot share stdout, and image bytes do not go to a terminal."""
     to_stdout = any(j.output is None and not j.error for j in jobs)
     if common.ray:
-        check_ray(jobs, to_stdout)
+        check_ray(jobs, to_stdout, common.ray)
     if to_stdout and common.json:
         raise UsageError("--json and an image on stdout (-o -, or stdin without -o) both want stdout; give -o FILE")
     if to_stdout and stdout_is_terminal():
         raise UsageError("not writing image bytes to a terminal; redirect stdout or give -o FILE")
 
 
-def check_ray(jobs: list[Job], to_stdout: bool) -> None:
-    """--ray: files in and out (the workers read and write them), and Ray installed."""
+def check_ray(jobs: list[Job], to_stdout: bool, address: str) -> None:
+    """--ray: files in and out (the workers read and write them), and a cluster reached, before any
+    model is loaded."""
+    from .cluster import connect
+
     if to_stdout:
         raise UsageError("--ray writes files on the workers: give -o FILE or -o DIR, not stdout")
     if any(j.source is None and j.seed is None and not j.error for j in jobs):
         raise UsageError("--ray reads files on the workers: not stdin")
     try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise UsageError("--ray needs Ray: pip install 'imgdiff[ray]'") from None
+        connect(address)
+    except ImgdiffError as e:
+        raise UsageError(str(e)) from None
 
 
 def run_jobs(jobs: list[Job], common: BatchOptions, task: str, process, rep: Reporter, read=None) -> int:
