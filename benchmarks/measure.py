@@ -393,23 +393,15 @@ class PrecisionRow:
 def bench_precision(bench: Path, den_rows: list, sr_rows: list, limit: int | None, tmp: Path) -> list[PrecisionRow]:
     """Every main-table row again with --precision fp32 (the quality reference), and the speed rows
     once more with the ISA capped at AVX2, where --precision auto picks fp32."""
+    jobs = [(r, "denoise", r.sigma, imgdiff_denoise) for r in den_rows]
+    jobs += [(r, "upscale", r.scale, imgdiff_upscale) for r in sr_rows]
     rows = []
-    for r in den_rows:
+    for r, kind, param, run in jobs:
         data = load_set(bench, r.dataset, limit)
-        fp32, _ = imgdiff_denoise(data, r.sigma, tmp, ("--precision", "fp32"), tag="_fp32")
-        avx2 = None
-        if (r.dataset, r.sigma) in SPEED_ROWS:
-            avx2, _ = imgdiff_denoise(data, r.sigma, tmp, env=AVX2_ENV, tag="_avx2")
-        rows.append(PrecisionRow(r.dataset, "denoise", r.sigma, r.scores["imgdiff"], fp32, avx2))
-        log(f"  fp32 {r.dataset} sigma={r.sigma}: {r.mean('imgdiff') - float(np.mean(fp32.psnr)):+.3f} dB vs fp32")
-    for r in sr_rows:
-        data = load_set(bench, r.dataset, limit)
-        fp32, _ = imgdiff_upscale(data, r.scale, tmp, ("--precision", "fp32"), tag="_fp32")
-        avx2 = None
-        if (r.dataset, r.scale) in SPEED_ROWS:
-            avx2, _ = imgdiff_upscale(data, r.scale, tmp, env=AVX2_ENV, tag="_avx2")
-        rows.append(PrecisionRow(r.dataset, "upscale", r.scale, r.scores["imgdiff"], fp32, avx2))
-        log(f"  fp32 {r.dataset} x{r.scale}: {r.mean('imgdiff') - float(np.mean(fp32.psnr)):+.3f} dB vs fp32")
+        fp32, _ = run(data, param, tmp, ("--precision", "fp32"), tag="_fp32")
+        avx2 = run(data, param, tmp, env=AVX2_ENV, tag="_avx2")[0] if (r.dataset, param) in SPEED_ROWS else None
+        rows.append(PrecisionRow(r.dataset, kind, param, r.scores["imgdiff"], fp32, avx2))
+        log(f"  {kind} {r.dataset} {param}: {r.mean('imgdiff') - float(np.mean(fp32.psnr)):+.3f} dB vs fp32")
     return rows
 
 
