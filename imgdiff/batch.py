@@ -365,8 +365,13 @@ def run_jobs(jobs: list[Job], common: BatchOptions, task: str, process, rep: Rep
             ok = run_job(job, common, task, process, rep, read)
             failed += not ok
             rep.advance_file()
-    if failed and len(jobs) > 1:
-        rep.warn(f"{failed} of {len(jobs)} inputs failed")
+    return batch_status(rep, failed, len(jobs))
+
+
+def batch_status(rep: Reporter, failed: int, total: int) -> int:
+    """The batch's last word and exit code, locally or on a cluster: 0 when all went well, else 1."""
+    if failed and total > 1:
+        rep.warn(f"{failed} of {total} inputs failed")
     return 1 if failed or rep.stdout_lost else 0
 
 

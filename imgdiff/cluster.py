@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .batch import BatchOptions, Job, needs_work, run_job
+from .batch import BatchOptions, Job, batch_status, needs_work, run_job
 from .errors import ImgdiffError
 from .report import RecordingReporter, Reporter, replay
 
@@ -80,13 +80,9 @@ class Worker:
 
     def run(self, job: Job) -> tuple[bool, list]:
         if self.broken:
-            msg = f"{job.label}: worker on {os.uname().nodename} could not start: {self.broken}"
-            return False, [("error", msg), ("result", {"input": job.label, "status": "error", "error": msg})]
+            return failure(job, self.task, f"worker on {os.uname().nodename} could not start: {self.broken}")
         ok = run_job(job, self.common, self.task, self.work, self.rep, self.read)
         return ok, self.rep.take()
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 def failure(job: Job, task: str, msg: str) -> tuple[bool, list]:
@@ -143,6 +139,4 @@ def run_jobs_ray(jobs: list[Job], common: BatchOptions, task: str, work, rep: Re
                 free.append(actor)
     for actor in actors:
         ray.kill(actor)
-    if failed and len(jobs) > 1:
-        rep.warn(f"{failed} of {len(jobs)} inputs failed")
-    return 1 if failed or rep.stdout_lost else 0
+    return batch_status(rep, failed, len(jobs))

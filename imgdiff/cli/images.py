@@ -68,9 +68,10 @@ class Work:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
 
-    def runtime(self, ensemble: int = 1):
+    def runtime(self):
+        """Built once per process; the commands call it before planning, so a bad --device is a usage error first."""
         if "rt" not in self.__dict__:
-            self.rt = setup_runtime(self.common, ensemble)
+            self.rt = setup_runtime(self.common, getattr(self, "ensemble", 1))
         return self.rt
 
     def prepare(self, rep: Reporter) -> None:
@@ -116,7 +117,7 @@ def denoise(
     if fixed is not None:
         mode = "gaussian"  # --sigma N means white Gaussian noise of that level
     work = Denoise(common, mode, fixed, sigma, ensemble)
-    work.runtime(ensemble)
+    work.runtime()
     jobs = plan(inputs, common, "denoise", ".denoised", rep)
     if work.mode == "auto" and common.model:
         work.mode = model_mode(common.model)  # one checkpoint: its own task says which mode it serves
@@ -132,7 +133,7 @@ class Denoise(Work):
     ensemble: int
 
     def prepare(self, rep: Reporter) -> None:
-        self.runtime(self.ensemble)
+        self.runtime()
         self.models: dict[str, object] = {}
         if self.mode != "auto":
             model = self.model_for("real" if self.mode == "real" else "gaussian", rep)
@@ -208,7 +209,7 @@ def upscale(
         fail_usage(f"--mode {mode}: expected bicubic or real")
     rep = Reporter(common.quiet, common.json)
     work = Upscale(common, scale, mode, ensemble)
-    work.runtime(ensemble)
+    work.runtime()
     jobs = plan(inputs, common, "upscale", f".x{scale}", rep)
     work.prepare(rep)
     finish(run_jobs(jobs, common, "upscale", work, rep))
@@ -221,7 +222,7 @@ class Upscale(Work):
     ensemble: int
 
     def prepare(self, rep: Reporter) -> None:
-        self.model = load_restore(self.common.model, self.scale, self.mode, self.runtime(self.ensemble), rep)
+        self.model = load_restore(self.common.model, self.scale, self.mode, self.runtime(), rep)
 
     def __call__(self, img, rep: Reporter):
         from ..pipelines.restore import restore_image
