@@ -20,16 +20,24 @@ from .report import RecordingReporter, Reporter, replay
 
 RESTARTS = 2  # a worker killed mid-file is restarted (model reloaded) and the file retried this often
 LOCAL_OBJECT_STORE = 128 * 1024**2  # jobs carry paths, not pixels: a local cluster needs little
+_connected: str | None = None  # the --ray address this process connected to, if it did
 
 
 def connect(address: str):
     """`local` starts a cluster on this machine, `auto` joins the running one (RAY_ADDRESS or
-    `ray start`), anything else is a cluster address (host:port or ray://host:10001)."""
+    `ray start`), anything else is a cluster address (host:port or ray://host:10001).
+
+    A process holds one Ray connection: a second address is refused rather than silently sent to the
+    first cluster; a connection the caller made with `ray.init` itself is used as it is."""
+    global _connected
     try:
         import ray
     except ImportError:
         raise ImgdiffError("--ray needs Ray: pip install 'imgdiff[ray]'") from None
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        if _connected is not None and _connected != address:
+            raise ImgdiffError(f"--ray {address}: this process is already connected to --ray {_connected}")
+    else:
         quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
         try:
             if address == "local":
@@ -38,6 +46,7 @@ def connect(address: str):
                 ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ImgdiffError(f"--ray {address}: cannot reach the cluster ({str(e).splitlines()[0][:160]})") from None
+        _connected = address
     return ray
 
 

@@ -236,3 +236,24 @@ def test_memory_grows_with_pixels_only_through_image_buffers(tmp_path, photo):
         rss.append(peak_rss(batch_args(src, tmp_path / f"out{side}", "--tile", "256", "--ensemble", "1")))
     per_pixel = (rss[1] - rss[0]) / (1536**2 - 512**2)
     assert per_pixel < 160, f"{per_pixel:.0f} bytes per extra pixel"
+
+
+def test_a_second_ray_address_is_refused_not_sent_to_the_first_cluster(monkeypatch):
+    """One Ray connection per process: asking for another cluster must not silently reuse the first."""
+    import types
+
+    from imgdiff import cluster
+    from imgdiff.errors import ImgdiffError
+
+    calls = []
+    fake = types.SimpleNamespace(is_initialized=lambda: bool(calls), init=lambda **kw: calls.append(kw["address"]))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr(cluster, "_connected", None)
+    assert cluster.connect("head-a:6379") is fake and calls == ["head-a:6379"]
+    assert cluster.connect("head-a:6379") is fake and calls == ["head-a:6379"]  # the same one: reused
+    with pytest.raises(ImgdiffError, match="already connected to --ray head-a:6379"):
+        cluster.connect("head-b:6379")
+    assert calls == ["head-a:6379"]
+    # a connection the caller made itself (ray.init in their program) is used as it is
+    monkeypatch.setattr(cluster, "_connected", None)
+    assert cluster.connect("auto") is fake and calls == ["head-a:6379"]

@@ -29,6 +29,7 @@ app.add_typer(models_app, name="models")
 for command in (images.denoise, images.upscale, images.stylize, images.generate, train.train):
     app.command()(command)
 app.command("eval")(train.eval_cmd)
+app.command("dead-leaves")(train.dead_leaves)
 
 
 def version_callback(value: bool) -> None:

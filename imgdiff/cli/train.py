@@ -109,6 +109,36 @@ def train(
     print(json.dumps({"task": task, "out": str(out), "validation": figures}))
 
 
+def dead_leaves(
+    out: Annotated[Path, typer.Argument(help="Folder to write deadleaves-NNNN.png into (created).")],
+    count: Annotated[int, typer.Option(min=1, max=100_000)] = 240,
+    size: Annotated[int, typer.Option(min=32, max=4096, help="Side of each square image.")] = 512,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX)] = 0,
+    palette: Annotated[
+        Optional[Path],
+        typer.Option(help="Draw disk colours from this folder's training images (its held-out slice is not read)."),
+    ] = None,
+) -> None:
+    """Synthetic dead-leaves training images (occluding disks, radii ~ r^-3), deterministic for a seed."""
+    import numpy as np
+
+    from ..train.data import split_images
+    from ..train.synthetic import photo_palette, write_dead_leaves
+
+    if out.exists() and any(out.iterdir()):
+        fail_usage(f"{out}: exists and is not empty (nothing was written)")
+    colours = None
+    if palette is not None:
+        if not palette.is_dir():
+            fail_usage(f"{palette}: not a folder")
+        training, _ = split_images(palette)
+        if not training:
+            fail_usage(f"{palette}: no training images to draw colours from")
+        colours = photo_palette(training, np.random.default_rng(seed))
+    paths = write_dead_leaves(out, count, size, seed, colours)
+    print(json.dumps({"out": str(out), "images": len(paths), "size": size, "seed": seed}))
+
+
 def eval_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of clean reference images.")],
     task: Annotated[str, typer.Option(help="denoise, upscale-x2 or upscale-x4.")] = "denoise",

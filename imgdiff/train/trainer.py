@@ -108,6 +108,7 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
     from ..pipelines.restore import restore_image
     from ..resample import upscale_bicubic
 
+    was_training = model.training  # the EMA copy is never trained: leave it as it came
     model.eval()
     gen = torch.Generator(device=val.device).manual_seed(1234)
     rt = Runtime(val.device, torch.float32, tile=0, overlap=0)
@@ -139,7 +140,7 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
                 losses.append(float(((den - val) ** 2).mean()) * weight)
         out["loss"] = sum(losses) / len(losses)
         out["score"] = -out["loss"]
-    model.train()
+    model.train(was_training)
     return {k: round(v, 4) for k, v in out.items()}
 
 
