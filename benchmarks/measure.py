@@ -222,14 +222,20 @@ def busiest_box(a: np.ndarray, size: int) -> tuple[int, int, int]:
 
 
 def save_strip(path: Path, panels: list[np.ndarray], box: tuple[int, int, int]) -> None:
-    """The same square of every panel, left to right, 4 px white gaps (write_grid is 3-column only)."""
+    """The same square of every panel, left to right, 4 px white gaps (write_grid is 3-column only).
+
+    A .jpg path is written at quality 90: the style strips are textures, which PNG cannot shrink
+    (470 KB each), and the docs' pictures stay under 3 MiB."""
     y, x, side = box
     gap = 4
     canvas = np.full((side, len(panels) * (side + gap) - gap, 3), 255, np.uint8)
     for i, p in enumerate(panels):
         canvas[:, i * (side + gap) : i * (side + gap) + side] = p[y : y + side, x : x + side]
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path, optimize=True)
+    if path.suffix == ".jpg":
+        Image.fromarray(canvas).save(path, quality=90, optimize=True)
+    else:
+        Image.fromarray(canvas).save(path, optimize=True)
 
 
 # --- denoising ----------------------------------------------------------------------------------
@@ -722,7 +728,7 @@ def bench_style(photos: Path, tmp: Path, crops: Path, limit: int | None) -> list
                 )
             for i in range(min(2, len(contents))):
                 panels = [contents[i], style] + [outs[m][i] for m in outs]
-                save_strip(crops / f"style_{sname}_{i}.png", [_thumb(p) for p in panels], (0, 0, 192))
+                save_strip(crops / f"style_{sname}_{i}.jpg", [_thumb(p) for p in panels], (0, 0, 192))
     return rows
 
 

@@ -630,5 +630,5 @@ def style_section(rows: list, learning: tuple[float, float] | None) -> list[str]
         ]
     lines += ["Gallery (content | style | Reinhard | histogram | patch | imgdiff 0.3 | 0.45 | 0.6):", ""]
     for s in dict.fromkeys(r.style for r in rows):
-        lines += [f"![{s} {i}](bench/style_{s}_{i}.png)" for i in range(2)] + [""]
+        lines += [f"![{s} {i}](bench/style_{s}_{i}.jpg)" for i in range(2)] + [""]
     return lines
