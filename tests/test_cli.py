@@ -243,3 +243,16 @@ def test_an_internal_error_costs_one_file_not_the_batch(runner, tmp_path, noisy_
     assert r.exit_code == 1
     assert "internal error RuntimeError: simulated bug" in r.stderr and "Traceback" not in r.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+
+
+def test_every_package_is_in_the_wheel():
+    """A non-editable install ships only the packages pyproject lists: a new subpackage left out
+    (imgdiff/cli was) breaks the console script for every user while editable installs still work."""
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib")
+    from tests.conftest import ROOT
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "imgdiff").rglob("__init__.py")}
+    assert on_disk - listed == set()
