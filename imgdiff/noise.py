@@ -47,16 +47,14 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
     count = min(MAX_PATCHES // c + 1, n_pos)
     idx = rng.choice(n_pos, size=count, replace=False) if count < n_pos else np.arange(n_pos)
     ys, xs = np.divmod(idx, w - PATCH + 1)
-    off = np.arange(PATCH)
-    rows = (ys[:, None] + off[None, :])[:, :, None]
-    cols = (xs[:, None] + off[None, :])[:, None, :]
-    src_means = np.stack([img[rows, cols, ch].reshape(len(idx), -1).mean(1) for ch in range(c)], 1)
-    patches = np.concatenate([channels[rows, cols, k].reshape(len(idx), -1) for k in range(len(basis))])
+    corners = ys * w + xs
+    src_means = np.stack([_patches(img[..., ch], corners).mean(1) for ch in range(c)], 1)
+    patches = np.concatenate([_patches(channels[..., k], corners) for k in range(len(basis))])
     # texture is judged on a channel whose noise is independent of the estimated one (colour: the
     # luminance, orthogonal to both chroma channels); judging it on the noisy channel itself keeps
     # the patches whose noise happened to come out low, and read textured photos low at high sigma
     judge = img @ (np.ones(3) / np.sqrt(3)) if colour else channels[..., 0]
-    sq = judge[rows, cols]
+    sq = _patches(judge, corners).reshape(-1, PATCH, PATCH)
     grad = (np.diff(sq, axis=1) ** 2).sum((1, 2)) + (np.diff(sq, axis=2) ** 2).sum((1, 2))
     grad = np.tile(grad, len(basis))
     m = 2 * PATCH * (PATCH - 1)  # differences per patch; each has variance 2 sigma^2 under pure noise
@@ -78,6 +76,14 @@ def estimate_sigma(pixels: np.ndarray, seed: int = 0) -> float:
             return new
         sigma = new
     return sigma
+
+
+def _patches(plane: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(count, PATCH²) row-major patches of a 2-D plane at flat top-left indices, by one flat gather:
+    indexing (H, W, C) with broadcast row and column arrays took ~2 s per estimate on a 0.25 MP photo."""
+    w = plane.shape[1]
+    off = (np.arange(PATCH)[:, None] * w + np.arange(PATCH)[None, :]).ravel()
+    return np.ascontiguousarray(plane).ravel()[corners[:, None] + off[None, :]]
 
 
 def clipped_variance_ratio(means: np.ndarray, sigma: float) -> np.ndarray:
