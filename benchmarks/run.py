@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     startup = statistics.median(imgdiff_cli("--version").seconds for _ in range(3))
     log(f"start-up overhead {startup:.2f} s; {CORES} cores; CBM3D on {bm3d_n} images per set")
     crops.mkdir(parents=True, exist_ok=True)
-    for old in crops.glob("*.png"):
+    for old in [*crops.glob("*.png"), *crops.glob("*.jpg")]:
         old.unlink()  # every picture is regenerated; none may outlive its run
     with tempfile.TemporaryDirectory(prefix="imgdiff-bench-") as tmp_name:
         tmp = Path(tmp_name)
