@@ -745,6 +745,96 @@ def bench_style_learning(tmp: Path) -> tuple[float, float]:
     return first_and_cached(tmp / "learn_content.png", tmp / "learn_style.png", tmp, "learn")
 
 
+# --- generate ---------------------------------------------------------------------------------
+
+GEN_SIDE, GEN_SAMPLES = 256, 4
+
+
+@dataclass
+class GenerateRow:
+    label: str
+    reference: str
+    samples: int
+    seconds: float  # whole CLI call per sample; 0 for the controls
+    seam: float
+    distance: float
+    sharpness: float
+
+
+def held_out_textures(photos: Path) -> list[np.ndarray]:
+    """The held-out photographic textures of build-photos.sh (manifest class `texture`); without a
+    manifest class, the whole held-out slice."""
+    import csv
+
+    held = split_images(photos)[1]
+    manifest = photos / "manifest.tsv"
+    classes: dict[str, str] = {}
+    if manifest.is_file():
+        with open(manifest, newline="") as f:
+            classes = {Path(r["name"]).stem: r.get("cls", "") for r in csv.DictReader(f, delimiter="\t")}
+    textures = [p for p in held if classes.get(p.stem) == "texture"] or held
+    return [a for a in (load_u8(p) for p in textures) if min(a.shape[:2]) >= GEN_SIDE]
+
+
+def bench_generate(photos: Path, tmp: Path, crops: Path, limit: int | None) -> list[GenerateRow]:
+    """Plain and styled --tileable textures against real crops of their reference, and the controls."""
+    from benchmarks import generate as gm
+
+    refs = held_out_textures(photos) if photos.is_dir() else []
+    if not refs:
+        return []
+    n = min(GEN_SAMPLES, limit or GEN_SAMPLES)
+    style = load_u8(ROOT / "docs/examples/style.png")
+    side = min(GEN_SIDE, *style.shape[:2]) // 2 * 2
+    references = {
+        "held-out textures": gm.random_crops(refs, GEN_SIDE, 2 * n, seed=1),
+        "style image": gm.random_crops([style], side // 2, 2 * n, seed=1),
+    }
+    rows = []
+
+    def row(label: str, ref: str, samples: list[np.ndarray], seconds: float = 0.0) -> None:
+        reference = references[ref]
+        rows.append(
+            GenerateRow(
+                label,
+                ref,
+                len(samples),
+                seconds,
+                float(np.mean([gm.seam_ratio(a) for a in samples])),
+                gm.texture_distance(samples, reference),
+                gm.sharpness(samples, reference),
+            )  # fmt: skip
+        )
+        log(
+            f"  {label}: seam {rows[-1].seam:.2f}, distance {rows[-1].distance:.3f}, sharpness {rows[-1].sharpness:.2f}"
+        )
+
+    control = gm.random_crops(refs, GEN_SIDE, n, seed=2)
+    row("held-out texture crops (control)", "held-out textures", control)
+    row("the same crops blurred, σ 2 px (control)", "held-out textures", gm.blurred(control))
+    outs = {}
+    for label, extra in (
+        ("imgdiff generate", ()),
+        ("imgdiff generate --tileable", ("--tileable",)),
+        (
+            "imgdiff generate --tileable --style example",
+            ("--tileable", "--style", str(ROOT / "docs/examples/style.png")),
+        ),
+    ):
+        dst = tmp / f"gen_{len(outs)}"
+        run = imgdiff_cli("generate", "--num", str(n), "--size", str(GEN_SIDE), "-o", str(dst), "-q", *extra)
+        samples = [load_u8(p) for p in sorted(dst.glob("*.png"))]
+        outs[label] = samples
+        row(label, "style image" if "--style" in extra else "held-out textures", samples, run.seconds / len(samples))
+    row("style image crops (control)", "style image", gm.random_crops([style], side // 2, n, seed=2))
+    tiled = [
+        np.tile(outs[k][0], (2, 2, 1))
+        for k in ("imgdiff generate --tileable", "imgdiff generate --tileable --style example")
+    ]
+    save_strip(crops / "generate_tiled.jpg", tiled, (0, 0, 2 * GEN_SIDE))
+    return rows
+
+
 @dataclass
 class BigRun:
     label: str

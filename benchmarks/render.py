@@ -632,3 +632,34 @@ def style_section(rows: list, learning: tuple[float, float] | None) -> list[str]
     for s in dict.fromkeys(r.style for r in rows):
         lines += [f"![{s} {i}](bench/style_{s}_{i}.jpg)" for i in range(2)] + [""]
     return lines
+
+
+def generate_section(rows: list) -> list[str]:
+    if not rows:
+        return []
+    from benchmarks.measure import GEN_SIDE
+
+    lines = [
+        "## Generated textures",
+        "",
+        f"`imgdiff generate --num N --size {GEN_SIDE}` (seeds 0..N-1, default steps) with and without "
+        "`--tileable`, and in the example style (`--style docs/examples/style.png`, learnt in a fresh cache). "
+        "Seam ratio: mean absolute step across the wrap-around seams over the mean step between "
+        "neighbouring pixels inside (1 = seamless when tiled); texture distance: sliced Wasserstein "
+        "distance of mean-removed 5x5 lightness patches at 3 scales to the reference (held-out "
+        "photographic textures of `build-photos.sh`, or crops of the style image); sharpness: mean "
+        "squared Laplacian of the lightness over the reference's (below 1 = smoother). The controls "
+        "are other crops of the reference (what a real texture scores) and those crops blurred "
+        "(what a smear scores); `benchmarks/generate.py`. Time: whole CLI call per sample, style "
+        "learning included.",
+        "",
+    ]
+    body = [
+        [r.label, r.reference, str(r.samples), f"{r.seam:.2f}", f"{r.distance:.3f}", f"{r.sharpness:.2f}",
+         f"{r.seconds:.1f}" if r.seconds else "—"]
+        for r in rows
+    ]  # fmt: skip
+    lines += table(["samples", "reference", "n", "seam ratio", "texture distance ↓", "sharpness", "s / sample"], body)
+    lines += ["", "First `--tileable` sample of each, tiled 2x2 (plain | example style):", ""]
+    lines += ["![generate --tileable, tiled 2x2](bench/generate_tiled.jpg)", ""]
+    return lines

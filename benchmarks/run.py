@@ -44,6 +44,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     bench_call_overhead,
     bench_camera,
     bench_denoise,
+    bench_generate,
     bench_noise_estimate,
     bench_precision,
     bench_real_noise,
@@ -73,6 +74,7 @@ from benchmarks.render import (  # noqa: E402
     crops_section,
     denoise_section,
     extra_sections,
+    generate_section,
     machine_section,
     models_section,
     photo_section,
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         log("style transfer")
         style_rows = bench_style(args.photos, tmp, crops, limit)
         style_learning = None if args.quick else bench_style_learning(tmp)
+        log("generated textures")
+        generated = bench_generate(args.photos, tmp, crops, limit)
         big = None
         if not args.quick:
             log(f"large photo {BIG_SIZE[0]}x{BIG_SIZE[1]}")
@@ -250,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         *crops_section(den_strip, sr_strip, sr_index, rni, real_sr),
         *extra_sections(noise, stylize),
         *style_section(style_rows, style_learning),
+        *generate_section(generated),
         *machine_section(info),
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
