@@ -189,7 +189,7 @@ def test_several_data_folders_validate_each_and_select_one(runner, tmp_path):
     assert r.exit_code == 0, r.stderr
     r = cli(runner, "train", "--task", "denoise", "--data", f"{walls}@0.25", "--data", str(photos),
             "--select", "photos", "--init", str(first), "--out", str(out), "--run-dir", str(run),
-            "--max-steps", "2", *common)  # fmt: skip
+            "--max-steps", "1", *common)  # fmt: skip
     assert r.exit_code == 0, r.stderr
     cfg = read_config(out)
     figures = cfg["validation"]
