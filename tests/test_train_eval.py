@@ -13,6 +13,7 @@ from PIL import Image
 
 from imgdiff.cards import write_manifest
 from imgdiff.checkpoint import load_tensors, read_config, read_header
+from imgdiff.defaults import DENOISE_ENSEMBLE
 from imgdiff.train.data import is_validation
 from tests.conftest import EXAMPLES, cli
 
@@ -149,9 +150,15 @@ def test_eval_reports_baselines_and_grid(runner, tmp_path):
         str(tmp_path / "grid.png"),
     )
     assert r.exit_code == 0, r.stderr
-    res = json.loads(r.stdout)["results"]
+    out = json.loads(r.stdout)
+    res = out["results"]
     assert res["imgdiff"]["psnr"] > res["nlmeans"]["psnr"] > res["noisy"]["psnr"]
     assert Image.open(tmp_path / "grid.png").size == (3 * 256 + 8, 2 * 256 + 4)
+    # by default eval measures what `imgdiff denoise` runs (its ensemble); --ensemble 1 is one pass
+    assert out["ensemble"] == DENOISE_ENSEMBLE
+    r = cli(runner, "eval", str(data), "--sigma", "25", "--limit", "2", "--json", "--ensemble", "1")
+    one = json.loads(r.stdout)
+    assert one["ensemble"] == 1 and one["results"]["imgdiff"]["psnr"] != res["imgdiff"]["psnr"]
     r = cli(runner, "eval", str(data), "--task", "upscale-x4", "--limit", "2", "--json")
     res = json.loads(r.stdout)["results"]
     assert res["imgdiff"]["psnr"] > res["bicubic"]["psnr"]

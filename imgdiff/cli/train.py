@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_TILE
+from ..defaults import DEFAULT_TILE, DENOISE_ENSEMBLE
 from ..errors import ImgdiffError
 from ..io import DEFAULT_MAX_PIXELS
 from ..report import Reporter
@@ -151,6 +151,14 @@ def eval_cmd(
     model: Annotated[Optional[str], typer.Option(help="Checkpoint (default: the shipped one for the task).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     tile: Annotated[Optional[int], typer.Option(min=0, max=65536, help=f"Tile size (default {DEFAULT_TILE}).")] = None,
+    ensemble: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            max=8,
+            help=f"Rotations/flips averaged (default: the command's own: {DENOISE_ENSEMBLE} to denoise, 1 to upscale).",
+        ),
+    ] = None,
     grid: Annotated[Optional[Path], typer.Option(help="Write an input | output | reference picture here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
@@ -184,7 +192,8 @@ def eval_cmd(
         quiet=False,
         threads=None,
     )
-    rt = setup_runtime(common)
+    ensemble = ensemble or (DENOISE_ENSEMBLE if task == "denoise" else 1)  # what `imgdiff denoise/upscale` runs
+    rt = setup_runtime(common, ensemble)
     rep = Reporter(False, json_out)
     if task == "denoise":
         m = load_model(model or "denoise", "denoise", rt, rep)
@@ -195,9 +204,10 @@ def eval_cmd(
         res = evaluate_upscale(folder, m, rt, steps, limit, seed, grid)
         title = f"{task} on {folder} (Y PSNR, border {task[-1]} px shaved)"
     if json_out:
-        print(json.dumps({"task": task, "folder": str(folder), "sigma": sigma, "steps": steps, "results": res}))
+        record = {"task": task, "folder": str(folder), "sigma": sigma, "steps": steps, "ensemble": ensemble}
+        print(json.dumps({**record, "results": res}))
         return
-    print(title)
+    print(f"{title}, ensemble {ensemble}")
     print(f"{'method':<10} {'PSNR':>8} {'SSIM':>8} {'s/MP':>8} {'images':>7}")
     for name, r in res.items():
         print(f"{name:<10} {r['psnr']:>8.2f} {r['ssim']:>8.4f} {r['s_per_mp']:>8.2f} {r['images']:>7}")
