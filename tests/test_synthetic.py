@@ -52,5 +52,7 @@ def test_cli_writes_the_images_and_refuses_a_folder_with_files(runner, tmp_path)
     r = cli(runner, "dead-leaves", str(out), "--count", "1", "--size", "64")
     assert r.exit_code == 2 and "not empty" in r.stderr
     assert (out / names[0]).read_bytes() == before and len(list(out.iterdir())) == 3
+    r = cli(runner, "dead-leaves", str(out / names[0]), "--count", "1")
+    assert r.exit_code == 2 and "a file is in the way" in r.stderr and (out / names[0]).read_bytes() == before
     r = cli(runner, "dead-leaves", str(tmp_path / "x"), "--palette", str(tmp_path / "missing"))
     assert r.exit_code == 2 and "not a folder" in r.stderr

@@ -125,6 +125,8 @@ def dead_leaves(
     from ..train.data import split_images
     from ..train.synthetic import photo_palette, write_dead_leaves
 
+    if out.exists() and not out.is_dir():
+        fail_usage(f"{out}: a file is in the way (nothing was written)")
     if out.exists() and any(out.iterdir()):
         fail_usage(f"{out}: exists and is not empty (nothing was written)")
     colours = None
