@@ -40,7 +40,7 @@ from PIL import Image  # noqa: E402
 from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop  # noqa: E402
 from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim  # noqa: E402
 from imgdiff.io import to_u8  # noqa: E402
-from imgdiff.train.data import list_images, split_images  # noqa: E402
+from imgdiff.train.data import list_images, manifest_rows, split_images  # noqa: E402
 
 SEED = 0  # image i of a set gets noise seed SEED + i, as imgdiff/eval/evaluate.py does
 DENOISE_ROWS = [("CBSD68", 15), ("CBSD68", 25), ("CBSD68", 50), ("Kodak24", 25), ("McMaster", 25)]
@@ -764,14 +764,8 @@ class GenerateRow:
 def held_out_textures(photos: Path) -> list[np.ndarray]:
     """The held-out photographic textures of build-photos.sh (manifest class `texture`); without a
     manifest class, the whole held-out slice."""
-    import csv
-
     held = split_images(photos)[1]
-    manifest = photos / "manifest.tsv"
-    classes: dict[str, str] = {}
-    if manifest.is_file():
-        with open(manifest, newline="") as f:
-            classes = {Path(r["name"]).stem: r.get("cls", "") for r in csv.DictReader(f, delimiter="\t")}
+    classes = {Path(r["name"]).stem: r.get("cls", "") for r in manifest_rows(photos) or []}
     textures = [p for p in held if classes.get(p.stem) == "texture"] or held
     return [a for a in (load_u8(p) for p in textures) if min(a.shape[:2]) >= GEN_SIDE]
 
@@ -803,7 +797,7 @@ def bench_generate(photos: Path, tmp: Path, crops: Path, limit: int | None) -> l
                 float(np.mean([gm.seam_ratio(a) for a in samples])),
                 gm.texture_distance(samples, reference),
                 gm.sharpness(samples, reference),
-            )  # fmt: skip
+            )
         )
         log(
             f"  {label}: seam {rows[-1].seam:.2f}, distance {rows[-1].distance:.3f}, sharpness {rows[-1].sharpness:.2f}"

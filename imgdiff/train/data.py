@@ -37,6 +37,15 @@ def is_validation(name: str, fraction: float = 0.1) -> bool:
     return _hash(_stem(name)) < fraction
 
 
+def manifest_rows(folder: Path) -> list[dict] | None:
+    """The kept, named rows of FOLDER/manifest.tsv (name, cls, ...), or None without one."""
+    path = Path(folder) / "manifest.tsv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f, delimiter="\t") if r.get("decision", "keep") == "keep" and r.get("name")]
+
+
 def held_out_stems(folder: Path) -> tuple[set[str], set[str]] | None:
     """(held-out stems, every listed stem) from FOLDER/manifest.tsv, or None without one.
 
@@ -45,11 +54,9 @@ def held_out_stems(folder: Path) -> tuple[set[str], set[str]] | None:
     folder. The universe is the manifest's kept rows, not the files, so a packed copy of the folder
     (crops `STEM__N.png` beside the same manifest) holds out the same images.
     """
-    path = Path(folder) / "manifest.tsv"
-    if not path.is_file():
+    rows = manifest_rows(folder)
+    if rows is None:
         return None
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if r.get("decision", "keep") == "keep" and r.get("name")]
     groups: dict[str, list[str]] = {}
     for r in rows:
         groups.setdefault(r.get("cls", ""), []).append(_stem(r["name"]))
