@@ -46,8 +46,10 @@ def model_cards(folder: Path, models: dict) -> str:
         "`docs/BENCHMARKS.md`. All were trained by this project's own `imgdiff train` on the corpus of",
         "`../shared/data/build-corpus.sh` (Debian wallpapers, mostly digital art) and, since the",
         "photo fine-tunes, `../shared/data/build-photos.sh` (camera photographs and photographic textures;",
-        "each `data` row below names the folders), with held-out validation slices chosen by file-name hash",
-        "(per class of its manifest for the photographs); never on benchmark images.",
+        "each `data` row below names the folders) and, for `denoise` since 2026-12-01, `synth/deadleaves`",
+        "(`imgdiff dead-leaves synth/deadleaves --count 200 --seed 0 --palette photos`: synthetic disks",
+        "coloured from the photographs' training slice), with held-out validation slices chosen by",
+        "file-name hash (per class of its manifest for the photographs); never on benchmark images.",
         "",
     ]
     for name, entry in models.items():
