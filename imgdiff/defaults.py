@@ -1,5 +1,7 @@
 """Defaults the CLI and the Python API share; no heavy imports, so `imgdiff --help` stays fast."""
 
+from typing import Literal, get_args
+
 ENSEMBLE_SIZES = tuple(range(1, 9))  # the first N of imgdiff.ensemble.ORDER
 # denoise: 3 transforms buy ~0.26 dB over 1 and 4 only ~0.03 dB more (imgdiff/ensemble.py), but 4
 # took 1.4x NL-means' time on 2 AMX cores; 3 fits within it (docs/BENCHMARKS.md, "Speed").
@@ -8,3 +10,10 @@ DENOISE_ENSEMBLE = 3
 # The default tile does not depend on free memory, so the same command gives the same pixels on
 # every machine; 1024² keeps the half-resolution UNet's activations under ~0.7 GB in fp32.
 DEFAULT_TILE = 1024
+# Typed choices: the CLI annotates options with these, so --help lists the values and Click refuses
+# any other in one line, before torch is imported.
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+TrainTask = Literal["denoise", "upscale-x2", "upscale-x4", "denoise-real", "upscale-x4-real", "generate"]
+EvalTask = Literal["denoise", "upscale-x2", "upscale-x4"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+TRAIN_TASKS: tuple[str, ...] = get_args(TrainTask)

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .defaults import DEFAULT_TILE, ENSEMBLE_SIZES
+from .defaults import DEFAULT_TILE, ENSEMBLE_SIZES, PRECISIONS
 from .errors import ImgdiffError
-
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass

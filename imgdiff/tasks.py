@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .defaults import TRAIN_TASKS  # noqa: F401  (named in defaults so the CLI offers them without torch)
 from .models import ARCHITECTURE
 from .models.unet import UNetConfig
 
@@ -62,6 +63,3 @@ def default_config(task: str) -> dict:
     else:
         raise ValueError(f"unknown task {task!r}")
     return {"architecture": ARCHITECTURE, "task": task.split("-")[0], "net": net.to_dict(), **extra}
-
-
-TRAIN_TASKS = ("denoise", *RESTORE_TASKS, "generate")

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imgdiff.defaults import DENOISE_ENSEMBLE
@@ -100,6 +101,39 @@ def test_missing_input_and_usage_errors(runner, tmp_path):
     assert r.exit_code == 2 and "--ensemble 9" in r.stderr
     r = cli(runner, "denoise", "x.png", "--device", "cuda:7")
     assert r.exit_code == 2 and "cuda" in r.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    "args, listed",
+    [
+        (["denoise", "x.png", "--mode", "soft"], "'auto', 'gaussian', 'real'"),
+        (["upscale", "x.png", "--scale", "3"], "'2', '4'"),
+        (["upscale", "x.png", "--mode", "gaussian"], "'bicubic', 'real'"),
+        (["denoise", "x.png", "--precision", "fp8"], "'auto', 'fp32', 'fp16', 'bf16'"),
+        (["train", "--task", "deblur", "--data", ".", "--out", "o.safetensors"], "'upscale-x4-real', 'generate'"),
+        (["eval", ".", "--task", "generate"], "'denoise', 'upscale-x2', 'upscale-x4'"),
+    ],
+)
+def test_choices_are_typed_and_refused_in_one_line(runner, args, listed):
+    r = cli(runner, *args)
+    assert r.exit_code == 2 and r.stdout == ""
+    line = r.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("imgdiff: error: Invalid value for") and listed in line
+    assert "Value error" not in line
+    if args[0] == "upscale":
+        assert (
+            "<2|4>" in cli(runner, "upscale", "--help").stdout
+            and "<bicubic|real>" in cli(runner, "upscale", "--help").stdout
+        )
+
+
+def test_the_cli_offers_every_training_task_and_no_other():
+    from imgdiff.defaults import TRAIN_TASKS
+    from imgdiff.tasks import RESTORE_TASKS, default_config
+
+    assert set(TRAIN_TASKS) == {"denoise", "generate", *RESTORE_TASKS}
+    for task in TRAIN_TASKS:
+        assert default_config(task)["architecture"]
 
 
 def test_pipe_stdin_to_stdout(noisy_png):

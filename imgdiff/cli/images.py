@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -100,7 +100,7 @@ def denoise(
         str, typer.Option(help="White-noise level on the 0..255 scale (implies --mode gaussian), or auto.")
     ] = "auto",
     mode: Annotated[
-        str,
+        Literal["auto", "gaussian", "real"],
         typer.Option(
             help="auto (per image: white noise -> gaussian, camera-like or JPEG noise -> real), gaussian "
             "(sigma-conditioned) or real (blind: camera noise, JPEG)."
@@ -111,8 +111,6 @@ def denoise(
 ) -> None:
     """Remove noise: white noise with a known or estimated sigma, or real camera noise and JPEG."""
     rep = Reporter(common.quiet, common.json)
-    if mode not in ("auto", "gaussian", "real"):
-        fail_usage(f"--mode {mode}: expected auto, gaussian or real")
     fixed = parse_sigma(sigma, mode)
     if fixed is not None:
         mode = "gaussian"  # --sigma N means white Gaussian noise of that level
@@ -191,9 +189,9 @@ class Denoise(Work):
 @image_command
 def upscale(
     inputs: InputsArg,
-    scale: Annotated[int, typer.Option(help="Magnification: 2 or 4.")] = 4,
+    scale: Annotated[Literal[2, 4], typer.Option(help="Magnification.")] = 4,
     mode: Annotated[
-        str,
+        Literal["bicubic", "real"],
         typer.Option(
             help="bicubic (clean downscaled inputs) or real (photos with blur, camera noise, JPEG; "
             "x4 ships upscale-x4-real, x2 needs --model)."
@@ -203,10 +201,6 @@ def upscale(
     common: Common = None,
 ) -> None:
     """Enlarge images 2x or 4x."""
-    if scale not in (2, 4):
-        fail_usage(f"--scale {scale}: expected 2 or 4")
-    if mode not in ("bicubic", "real"):
-        fail_usage(f"--mode {mode}: expected bicubic or real")
     rep = Reporter(common.quiet, common.json)
     work = Upscale(common, scale, mode, ensemble)
     work.runtime()

@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..batch import BatchOptions
-from ..defaults import DEFAULT_TILE
+from ..defaults import DEFAULT_TILE, Precision
 from ..errors import ImgdiffError, UnknownModel, UsageError
 from ..io import DEFAULT_MAX_PIXELS
 from ..report import Reporter
@@ -39,7 +39,8 @@ class OneLineErrors(TyperGroup):
             sys.exit(2)
         except click.ClickException as e:
             where = f" (see {e.ctx.command_path} --help)" if getattr(e, "ctx", None) else ""
-            print(f"imgdiff: error: {e.format_message()}{where}", file=sys.stderr)
+            msg = e.format_message().replace("Value error, ", "")  # Typer's prefix on a refused choice
+            print(f"imgdiff: error: {msg}{where}", file=sys.stderr)
             sys.exit(e.exit_code)
         except typer.Abort:
             print("imgdiff: aborted", file=sys.stderr)
@@ -111,7 +112,7 @@ COMMON_PARAMS = [
     (
         "precision",
         Annotated[
-            str,
+            Precision,
             _opt(
                 "--precision",
                 help="auto (CUDA fp16, bf16 on CPUs with AMX or AVX512-BF16, else fp32), fp32, fp16, bf16.",

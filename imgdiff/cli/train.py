@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_TILE, DENOISE_ENSEMBLE
+from ..defaults import DEFAULT_TILE, DENOISE_ENSEMBLE, EvalTask, TrainTask
 from ..errors import ImgdiffError
 from ..io import DEFAULT_MAX_PIXELS
 from ..report import Reporter
@@ -16,7 +16,7 @@ from .options import SEED_MAX, Common, check_threads, fail_usage, finite, load_m
 
 
 def train(
-    task: Annotated[str, typer.Option(help="denoise, upscale-x2, upscale-x4 or generate.")],
+    task: Annotated[TrainTask, typer.Option(help="What the checkpoint will do.")],
     data: Annotated[
         list[str],
         typer.Option(
@@ -63,13 +63,10 @@ def train(
 ) -> None:
     """Train (or resume training) a checkpoint on folders of clean images."""
     from ..device import resolve_device
-    from ..tasks import TRAIN_TASKS
     from ..train.data import check_shares
     from ..train.trainer import TrainOptions, parse_data, parse_net, resolve_select
     from ..train.trainer import train as run_training
 
-    if task not in TRAIN_TASKS:
-        fail_usage(f"--task {task}: expected one of {', '.join(TRAIN_TASKS)}")
     try:
         resolve_device(device)
         net_overrides = parse_net(net)
@@ -143,7 +140,7 @@ def dead_leaves(
 
 def eval_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of clean reference images.")],
-    task: Annotated[str, typer.Option(help="denoise, upscale-x2 or upscale-x4.")] = "denoise",
+    task: Annotated[EvalTask, typer.Option(help="Which shipped model to measure.")] = "denoise",
     sigma: Annotated[
         float, typer.Option(min=0.0, max=255.0, callback=finite, help="Noise level for denoise (0..255 scale).")
     ] = 25.0,
@@ -168,8 +165,6 @@ def eval_cmd(
     from ..eval.evaluate import evaluate_denoise, evaluate_upscale
     from ..train.data import list_images
 
-    if task not in ("denoise", "upscale-x2", "upscale-x4"):
-        fail_usage(f"--task {task}: expected denoise, upscale-x2 or upscale-x4")
     if not folder.is_dir():
         fail_usage(f"{folder}: not a folder")
     if not list_images(folder):
