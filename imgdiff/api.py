@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from PIL import Image
 
-from .defaults import DENOISE_ENSEMBLE
+from .defaults import DENOISE_ENSEMBLE, STYLE_STRENGTH
 from .device import Runtime, make_runtime
 from .hub import LoadedModel, check_restore_model, load
 from .io import ImageData, from_pil, to_pil
@@ -66,7 +66,7 @@ def upscale(
 def stylize(
     image: Image.Image,
     style: Image.Image,
-    strength: float = 0.45,
+    strength: float = STYLE_STRENGTH,
     steps: int = 12,
     seed: int = 0,
     style_steps: int = 300,
@@ -76,13 +76,13 @@ def stylize(
 ) -> Image.Image:
     """Learns (or fetches from the cache) the style's model, then repaints the image with it."""
     from .pipelines.stylize import stylize_image
-    from .train.style import style_model, style_palette
+    from .train.style import look_of, style_model
 
     base, rt = _setup("generate", "generate", device, tile)
-    simg = from_pil(style)
-    smodel, _ = style_model(base, simg, rt.device, seed, style_steps)
+    smodel, _ = style_model(base, from_pil(style), rt.device, seed, style_steps)
+    palette, texture = look_of(smodel)
     return to_pil(
-        stylize_image(from_pil(image), smodel, rt, strength, steps, seed, None, style_palette(simg), keep_colors)
+        stylize_image(from_pil(image), smodel, rt, strength, steps, seed, None, palette, keep_colors, texture)
     )
 
 

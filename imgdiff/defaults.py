@@ -7,6 +7,7 @@ ENSEMBLE_SIZES = tuple(range(1, 9))  # the first N of imgdiff.ensemble.ORDER
 # took 1.4x NL-means' time on 2 AMX cores; 3 fits within it (docs/BENCHMARKS.md, "Speed").
 # upscale keeps 1: x4 already runs at LapSRN's time.
 DENOISE_ENSEMBLE = 3
+STYLE_STRENGTH = 0.45  # stylize's default --strength (pipelines/stylize.py says what it sets)
 # The default tile does not depend on free memory, so the same command gives the same pixels on
 # every machine; 1024² keeps the half-resolution UNet's activations under ~0.7 GB in fp32.
 DEFAULT_TILE = 1024

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..batch import Job, check_not_an_input, check_stdout, needs_work, output_dir, plan_batch, run_jobs
-from ..defaults import DENOISE_ENSEMBLE
+from ..defaults import DENOISE_ENSEMBLE, STYLE_STRENGTH
 from ..errors import ImgdiffError
 from ..io import describe_pixels, output_format, read_image
 from ..report import Reporter
@@ -237,7 +237,7 @@ def stylize(
     style: Annotated[Path, typer.Option(help="Style image (or a style .safetensors saved with --save-style).")],
     strength: Annotated[
         float, typer.Option(min=0.0, max=1.0, callback=finite, help="0 keeps the content, 1 replaces it.")
-    ] = 0.45,
+    ] = STYLE_STRENGTH,
     save_style: SaveStyleOpt = None,
     style_steps: StyleStepsOpt = 300,
     keep_colors: Annotated[
@@ -262,7 +262,7 @@ class Styled(Work):
     style: Optional[Path]
     style_steps: int
     save_style: Optional[Path]
-    # the learnt style as it travels to Ray workers (config, tensors, sha256, palette), set by prepare
+    # the learnt style as it travels to Ray workers (config, tensors, sha256), set by prepare
     learnt: Optional[tuple] = field(default=None, repr=False, kw_only=True)
 
     def check_save_style(self, jobs: list[Job]) -> None:
@@ -278,20 +278,21 @@ class Styled(Work):
             fail_usage(str(e))
 
     def prepare_style(self, rep: Reporter) -> None:
-        """self.smodel, self.palette, self.cached: from the driver (Ray), a saved style, or learnt now."""
+        """self.smodel, self.palette, self.texture, self.cached: from the driver (Ray), a saved style,
+        or learnt now; the palette and texture statistics are in the style model's config."""
         from ..hub import from_tensors, load
-        from ..train.style import style_model, style_palette
+        from ..train.style import look_of, style_model
 
         common, rt, style = self.common, self.runtime(), self.style
         if self.learnt is not None:  # a Ray worker: the driver learnt it
-            name, cfg, tensors, digest, self.palette, self.cached = self.learnt
+            name, cfg, tensors, digest, self.cached = self.learnt
             self.smodel = from_tensors(name, cfg, tensors, digest, rt.device)
+            self.palette, self.texture = look_of(self.smodel)
             return
         t0 = time.time()
         try:
             if style.suffix == ".safetensors":
                 self.smodel, self.cached = load(str(style), "generate", rt.device), True
-                self.palette = self.smodel.config.get("style", {}).get("colours")
             else:
                 base = load(common.model or "generate", "generate", rt.device)
                 simg = read_image(style, max_pixels=common.max_pixels)
@@ -307,15 +308,15 @@ class Styled(Work):
                     rep.step,
                     rep.warn,
                 )
-                self.palette = style_palette(simg)
         except ImgdiffError as e:
             rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
             finish(1)
+        self.palette, self.texture = look_of(self.smodel)
         rep.info(f"style model {'from cache' if self.cached else 'trained'} in {time.time() - t0:.1f} s")
         if common.ray:
             m = self.smodel
             state = {k: v.cpu() for k, v in m.denoiser.state_dict().items()}
-            self.learnt = (m.name, m.config, state, m.sha256, self.palette, self.cached)
+            self.learnt = (m.name, m.config, state, m.sha256, self.cached)
 
 
 @dataclass
@@ -331,7 +332,16 @@ class Stylize(Styled):
 
         common, steps = self.common, self.common.steps or 12
         out = stylize_image(
-            img, self.smodel, self.rt, self.strength, steps, common.seed, rep.step, self.palette, self.keep_colors
+            img,
+            self.smodel,
+            self.rt,
+            self.strength,
+            steps,
+            common.seed,
+            rep.step,
+            self.palette,
+            self.keep_colors,
+            self.texture,
         )
         meta = metadata(
             "stylize",

@@ -21,10 +21,12 @@ from ..colour import colour_stats
 from ..errors import ImgdiffError
 from ..hub import LoadedModel, load
 from ..io import ImageData, to_u8, write_atomic
+from ..texture import decode_stats, encode_stats, texture_stats
 from .data import ImageBank
 from .fit import Fitter, Recipe, trainable_copy
 
 RECIPE = {"steps": 300, "batch": 8, "lr": 2e-4, "zoom": [0.25, 1.0]}  # steps: --style-steps
+LOOK_VERSION = 2  # what a learnt style stores besides its weights (2: palette and texture statistics)
 
 
 def style_recipe(recipe: dict) -> Recipe:
@@ -47,6 +49,7 @@ def style_key(style: ImageData, base: LoadedModel, recipe: dict) -> str:
     h.update(str(style.pixels.shape).encode())
     h.update(base.sha256.encode())
     h.update(json.dumps(recipe, sort_keys=True).encode())
+    h.update(f"look {LOOK_VERSION}".encode())  # a style cached before the texture statistics is learnt again
     return h.hexdigest()[:24]
 
 
@@ -102,7 +105,7 @@ def style_model(
         if not cached:
             tensors = finetune_style(base, style, recipe, seed, progress)
             cfg = {k: v for k, v in base.config.items() if k not in ("training", "validation", "format")}
-            cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": recipe, "colours": style_palette(style)}
+            cfg["style"] = {"key": key, "base_sha256": base.sha256, "recipe": recipe, **style_look(style)}
             try:
                 save_checkpoint(path, tensors, cfg)
             except Exception as e:  # OSError, or safetensors' own error type for a failed write
@@ -123,9 +126,19 @@ def style_model(
         return load(str(path), "generate", device), cached
 
 
-def style_palette(style: ImageData) -> dict | None:
-    """The style image's colour statistics (None for a grey style: it has no palette to give)."""
-    return None if style.grey else colour_stats(style.pixels)
+def style_look(style: ImageData) -> dict:
+    """What a style checkpoint carries besides its weights: the colour statistics (None for a grey
+    style: it has no palette to give) and the texture statistics (texture.py)."""
+    return {
+        "colours": None if style.grey else colour_stats(style.pixels),
+        "texture": encode_stats(texture_stats(style.pixels)),
+    }
+
+
+def look_of(model: LoadedModel) -> tuple[dict | None, np.ndarray | None]:
+    """(palette, texture statistics) of a learnt style's model; None where it was saved without them."""
+    look = model.config.get("style") or {}
+    return look.get("colours"), decode_stats(look.get("texture"))
 
 
 def first_line(e: BaseException) -> str:

@@ -1,0 +1,105 @@
+"""Texture statistics (issue 15): a style's patch distribution, and moving an image's fine structure to it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from imgdiff.texture import decode_stats, encode_stats, lightness, match_texture, texture_stats
+
+
+def stripes_and_grain(size: int = 96, seed: int = 0) -> np.ndarray:
+    """A style with a texture at every scale: diagonal strokes and grain."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size]
+    v = 0.5 + 0.25 * np.sin((x + y) * 0.9) + 0.15 * rng.standard_normal((size, size))
+    return np.clip(np.stack([v, v * 0.8, v * 0.5], -1), 0, 1).astype(np.float32)
+
+
+def smooth_photo(size: int = 96) -> np.ndarray:
+    y, x = np.mgrid[:size, :size] / size
+    return np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.2 * x * y], -1).astype(np.float32)
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(texture_stats(a) - texture_stats(b)).mean())
+
+
+def test_the_texture_moves_to_the_style_and_the_layout_stays():
+    style, content = stripes_and_grain(), smooth_photo()
+    out = match_texture(content, texture_stats(style), amount=1.5, iterations=10)
+    assert out.shape == content.shape and out.dtype == np.float32
+    assert distance(out, style) < 0.5 * distance(content, style)
+    blur = lambda rgb: cv2.GaussianBlur(lightness(rgb), (0, 0), 4.0)  # noqa: E731
+    assert np.abs(blur(out) - blur(content)).mean() < 2.0  # lightness 0..100: the layout is where it was
+    lab_shift = np.abs(
+        cv2.cvtColor(out, cv2.COLOR_RGB2Lab)[..., 1:] - cv2.cvtColor(content, cv2.COLOR_RGB2Lab)[..., 1:]
+    )
+    assert lab_shift.mean() < 1.0  # colours (a, b) are the colour step's business, not this one's
+
+
+def test_more_amount_moves_further_and_none_moves_nothing():
+    style, content = stripes_and_grain(), smooth_photo()
+    stats = texture_stats(style)
+    assert np.array_equal(match_texture(content, stats, amount=0.0), content)
+    weak = distance(match_texture(content, stats, amount=0.3, iterations=4), style)
+    strong = distance(match_texture(content, stats, amount=1.5, iterations=4), style)
+    assert strong < weak < distance(content, style)
+
+
+def test_grey_images_and_seeds():
+    style = stripes_and_grain()[..., :1]
+    grey = smooth_photo()[..., :1]
+    stats = texture_stats(style)
+    a = match_texture(grey, stats, seed=1, iterations=3)
+    assert a.shape == grey.shape
+    assert np.array_equal(a, match_texture(grey, stats, seed=1, iterations=3))
+    assert not np.array_equal(a, match_texture(grey, stats, seed=2, iterations=3))
+
+
+def test_small_images_and_styles_do_not_break():
+    tiny = np.full((7, 9, 3), 0.5, np.float32)
+    stats = texture_stats(tiny)
+    assert np.isfinite(stats).all()
+    out = match_texture(stripes_and_grain(12), stats, iterations=2)
+    assert out.shape == (12, 12, 3) and np.isfinite(out).all()
+
+
+def test_stats_survive_the_checkpoint_config_and_junk_is_refused():
+    stats = texture_stats(stripes_and_grain())
+    back = decode_stats(encode_stats(stats))
+    assert back.shape == stats.shape and np.allclose(back, stats, atol=0.05, rtol=1e-3)
+    assert decode_stats(None) is None
+    assert decode_stats({"shape": list(stats.shape), "float16": "not base64!"}) is None
+    assert decode_stats({"shape": [1, 2, 3], "float16": encode_stats(stats)["float16"]}) is None
+
+
+def test_a_learnt_style_carries_its_texture_and_stylize_uses_it(runner, tmp_path, monkeypatch):
+    """The saved style's config holds the texture statistics; stylize moves the output towards them
+    (against the same run with the statistics withheld)."""
+    from PIL import Image
+
+    import imgdiff.train.style as style_mod
+    from imgdiff.hub import load
+    from tests.conftest import cli, tiny_checkpoint
+
+    base = tiny_checkpoint(tmp_path / "tiny-generate.safetensors", "generate")
+    style_png, content_png = tmp_path / "style.png", tmp_path / "c.png"
+    style = stripes_and_grain(64)
+    Image.fromarray((style * 255).round().astype(np.uint8)).save(style_png)
+    Image.fromarray((smooth_photo(64) * 255).round().astype(np.uint8)).save(content_png)
+    saved = tmp_path / "look.safetensors"
+    args = ["stylize", str(content_png), "--model", str(base), "--style-steps", "2", "--steps", "2"]
+    r = cli(runner, *args, "--style", str(style_png), "--save-style", str(saved), "-o", str(tmp_path / "with.png"))
+    assert r.exit_code == 0, r.stderr
+    palette, texture = style_mod.look_of(load(str(saved), "generate", __import__("torch").device("cpu")))
+    style8 = np.asarray(Image.open(style_png)).astype(np.float32) / 255
+    assert palette is not None and np.allclose(texture, texture_stats(style8), atol=0.1, rtol=1e-3)
+    monkeypatch.setattr(style_mod, "look_of", lambda m: (m.config["style"]["colours"], None))
+    r = cli(runner, *args, "--style", str(saved), "-o", str(tmp_path / "without.png"))
+    assert r.exit_code == 0, r.stderr
+
+    def read(name):
+        return np.asarray(Image.open(tmp_path / name).convert("RGB")).astype(np.float32) / 255
+
+    assert distance(read("with.png"), style) < 0.7 * distance(read("without.png"), style)
