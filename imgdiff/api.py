@@ -76,11 +76,11 @@ def stylize(
 ) -> Image.Image:
     """Learns (or fetches from the cache) the style's model, then repaints the image with it."""
     from .pipelines.stylize import stylize_image
-    from .train.style import look_of, style_model
+    from .train.style import style_model
 
     base, rt = _setup("generate", "generate", device, tile)
     smodel, _ = style_model(base, from_pil(style), rt.device, seed, style_steps)
-    palette, texture = look_of(smodel)
+    palette, texture = smodel.style_look
     return to_pil(
         stylize_image(from_pil(image), smodel, rt, strength, steps, seed, None, palette, keep_colors, texture)
     )

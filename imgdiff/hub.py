@@ -17,11 +17,13 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+import numpy as np
 import torch
 
 from .checkpoint import load_tensors, read_config, read_header
 from .errors import CheckpointError, UnknownModel, UsageError
 from .models import ARCHITECTURE, Denoiser, build_denoiser
+from .texture import decode_stats
 
 HF_PREFIX = "hf://"
 _HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -133,6 +135,13 @@ class LoadedModel:
     @property
     def task(self) -> str:
         return self.config["task"]
+
+    @property
+    def style_look(self) -> tuple[dict | None, np.ndarray | None]:
+        """(palette, texture statistics) a learnt style's model carries in its config
+        (train/style.py writes them); None for what it was saved without, and for plain models."""
+        look = self.config.get("style") or {}
+        return look.get("colours"), decode_stats(look.get("texture"))
 
 
 def load(spec: str, task: str, device: torch.device) -> LoadedModel:

@@ -103,27 +103,44 @@ def _put_back(delta: np.ndarray, shape: tuple[int, int], grid: tuple[int, int], 
     return acc / np.maximum(cnt, 1)
 
 
+def _blur(lum: np.ndarray, wrap: bool) -> np.ndarray:
+    if not wrap:
+        return cv2.GaussianBlur(lum, (0, 0), ANCHOR_SIGMA)
+    r = int(4 * ANCHOR_SIGMA)
+    return cv2.GaussianBlur(np.pad(lum, r, mode="wrap"), (0, 0), ANCHOR_SIGMA)[r:-r, r:-r]
+
+
 def match_texture(
-    rgb: np.ndarray, stats: np.ndarray, amount: float = 1.0, iterations: int = 40, hold: float = 1.0, seed: int = 0
+    rgb: np.ndarray,
+    stats: np.ndarray,
+    amount: float = 1.0,
+    iterations: int = 40,
+    hold: float = 1.0,
+    seed: int = 0,
+    wrap: bool = False,
 ) -> np.ndarray:
     """Move the lightness texture of float RGB (H, W, 3) in [0, 1] towards `stats` (texture_stats);
     amount scales how far each iteration moves, hold how much of the blurred lightness's drift each
-    iteration undoes. Colours (a, b) are left as they are."""
+    iteration undoes. Colours (a, b) are left as they are. wrap: the image tiles (generate
+    --tileable), so patches and blur run across its edges and the seams stay invisible."""
     if amount <= 0 or iterations <= 0:
         return rgb
     grey = rgb.shape[2] == 1
     lab = to_lab(np.repeat(rgb, 3, axis=2) if grey else rgb)
     lum = lab[..., 0].astype(np.float32)
-    anchor = cv2.GaussianBlur(lum, (0, 0), ANCHOR_SIGMA)
+    anchor = _blur(lum, wrap)
     d = directions().astype(np.float32)
     rng = np.random.default_rng(seed)
     h, w = lum.shape
+    margin = PATCH - 1 if wrap else 0
     for _ in range(iterations):
         step = np.zeros_like(lum)
         for i, s in enumerate(SCALES):
             small = _downscale(lum, s)
             if min(small.shape) < PATCH + 2:
                 continue
+            if wrap:
+                small = np.pad(small, margin, mode="wrap")
             stride = max(1, 4 // s)  # about the same number of patches at every scale
             off = (int(rng.integers(stride)), int(rng.integers(stride)))
             p = _patches(small, stride, off)
@@ -134,12 +151,14 @@ def match_texture(
             proj = p @ dk.T
             delta = (_matched(proj, stats[i, pick]) - proj) @ dk * (PATCH * PATCH / PER_ITERATION)
             moved = _put_back(delta, small.shape, (ny, nx), stride, off)
+            if margin:
+                moved = moved[margin:-margin, margin:-margin]
             if s > 1:
-                moved = cv2.resize(moved, (small.shape[1] * s, small.shape[0] * s), interpolation=cv2.INTER_LINEAR)
+                moved = cv2.resize(moved, (moved.shape[1] * s, moved.shape[0] * s), interpolation=cv2.INTER_LINEAR)
                 moved = np.pad(moved, ((0, h - moved.shape[0]), (0, w - moved.shape[1])), "edge")
             step += moved
         lum = lum + amount * step / len(SCALES)
-        lum += hold * cv2.GaussianBlur(anchor - lum, (0, 0), ANCHOR_SIGMA)
+        lum += hold * _blur(anchor - lum, wrap)
     lab[..., 0] = np.clip(lum, 0, 100)
     out = to_rgb(lab)
     return out[..., :1] if grey else out

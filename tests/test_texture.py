@@ -79,8 +79,7 @@ def test_a_learnt_style_carries_its_texture_and_stylize_uses_it(runner, tmp_path
     (against the same run with the statistics withheld)."""
     from PIL import Image
 
-    import imgdiff.train.style as style_mod
-    from imgdiff.hub import load
+    from imgdiff.hub import LoadedModel, load
     from tests.conftest import cli, tiny_checkpoint
 
     base = tiny_checkpoint(tmp_path / "tiny-generate.safetensors", "generate")
@@ -92,10 +91,10 @@ def test_a_learnt_style_carries_its_texture_and_stylize_uses_it(runner, tmp_path
     args = ["stylize", str(content_png), "--model", str(base), "--style-steps", "2", "--steps", "2"]
     r = cli(runner, *args, "--style", str(style_png), "--save-style", str(saved), "-o", str(tmp_path / "with.png"))
     assert r.exit_code == 0, r.stderr
-    palette, texture = style_mod.look_of(load(str(saved), "generate", __import__("torch").device("cpu")))
+    palette, texture = load(str(saved), "generate", __import__("torch").device("cpu")).style_look
     style8 = np.asarray(Image.open(style_png)).astype(np.float32) / 255
     assert palette is not None and np.allclose(texture, texture_stats(style8), atol=0.1, rtol=1e-3)
-    monkeypatch.setattr(style_mod, "look_of", lambda m: (m.config["style"]["colours"], None))
+    monkeypatch.setattr(LoadedModel, "style_look", property(lambda m: (m.config["style"]["colours"], None)))
     r = cli(runner, *args, "--style", str(saved), "-o", str(tmp_path / "without.png"))
     assert r.exit_code == 0, r.stderr
 
@@ -103,3 +102,14 @@ def test_a_learnt_style_carries_its_texture_and_stylize_uses_it(runner, tmp_path
         return np.asarray(Image.open(tmp_path / name).convert("RGB")).astype(np.float32) / 255
 
     assert distance(read("with.png"), style) < 0.7 * distance(read("without.png"), style)
+
+
+def test_a_tileable_image_stays_seamless():
+    """generate --tileable: the texture step runs across the edges, so tiling shows no seam."""
+    y, x = np.mgrid[:64, :64]
+    v = 0.5 + 0.2 * np.sin(2 * np.pi * x / 32) * np.cos(2 * np.pi * y / 16)
+    tile = np.repeat(v[..., None], 3, axis=2).astype(np.float32)
+    out = lightness(match_texture(tile, texture_stats(stripes_and_grain()), amount=1.5, iterations=10, wrap=True))
+    inside = np.abs(np.diff(out, axis=1)).mean() + np.abs(np.diff(out, axis=0)).mean()
+    seams = np.abs(out[:, 0] - out[:, -1]).mean() + np.abs(out[0] - out[-1]).mean()
+    assert 0.75 < seams / inside < 1.33  # a step across a seam is like any other (without wrap: 0.59)

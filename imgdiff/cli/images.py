@@ -281,13 +281,13 @@ class Styled(Work):
         """self.smodel, self.palette, self.texture, self.cached: from the driver (Ray), a saved style,
         or learnt now; the palette and texture statistics are in the style model's config."""
         from ..hub import from_tensors, load
-        from ..train.style import look_of, style_model
+        from ..train.style import style_model
 
         common, rt, style = self.common, self.runtime(), self.style
         if self.learnt is not None:  # a Ray worker: the driver learnt it
             name, cfg, tensors, digest, self.cached = self.learnt
             self.smodel = from_tensors(name, cfg, tensors, digest, rt.device)
-            self.palette, self.texture = look_of(self.smodel)
+            self.palette, self.texture = self.smodel.style_look
             return
         t0 = time.time()
         try:
@@ -311,7 +311,7 @@ class Styled(Work):
         except ImgdiffError as e:
             rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
             finish(1)
-        self.palette, self.texture = look_of(self.smodel)
+        self.palette, self.texture = self.smodel.style_look
         rep.info(f"style model {'from cache' if self.cached else 'trained'} in {time.time() - t0:.1f} s")
         if common.ray:
             m = self.smodel

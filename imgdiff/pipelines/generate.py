@@ -14,7 +14,9 @@ from ..diffusion.schedules import karras_sigmas
 from ..errors import ImgdiffError
 from ..hub import LoadedModel
 from ..io import ImageData
+from ..texture import match_texture
 from .common import Progress, TiledDenoiser, from_tensor, whole_image_noise
+from .stylize import TEXTURE_AMOUNT, TEXTURE_ITERATIONS
 
 
 def generate_image(
@@ -45,4 +47,10 @@ def generate_image(
     finally:
         model.denoiser.net.set_circular(False)
     like = ImageData(pixels=np.zeros((height, width, 3), np.float32))
-    return from_tensor(out, like)
+    img = from_tensor(out, like)
+    texture = model.style_look[1]  # a learnt style's texture statistics (stylize.py: why and how far)
+    if texture is None:
+        return img
+    return img.with_pixels(
+        match_texture(img.pixels, texture, TEXTURE_AMOUNT, TEXTURE_ITERATIONS, seed=seed, wrap=tileable)
+    )

@@ -21,7 +21,7 @@ from ..colour import colour_stats
 from ..errors import ImgdiffError
 from ..hub import LoadedModel, load
 from ..io import ImageData, to_u8, write_atomic
-from ..texture import decode_stats, encode_stats, texture_stats
+from ..texture import encode_stats, texture_stats
 from .data import ImageBank
 from .fit import Fitter, Recipe, trainable_copy
 
@@ -133,12 +133,6 @@ def style_look(style: ImageData) -> dict:
         "colours": None if style.grey else colour_stats(style.pixels),
         "texture": encode_stats(texture_stats(style.pixels)),
     }
-
-
-def look_of(model: LoadedModel) -> tuple[dict | None, np.ndarray | None]:
-    """(palette, texture statistics) of a learnt style's model; None where it was saved without them."""
-    look = model.config.get("style") or {}
-    return look.get("colours"), decode_stats(look.get("texture"))
 
 
 def first_line(e: BaseException) -> str:
