@@ -3,7 +3,8 @@
 from typing import Literal, get_args
 
 ENSEMBLE_SIZES = tuple(range(1, 9))  # the first N of imgdiff.ensemble.ORDER
-# denoise: 3 transforms buy ~0.26 dB over 1 and 4 only ~0.03 dB more (imgdiff/ensemble.py), but 4
+# denoise: 3 transforms buy ~0.26 dB over 1 on corpus crops and 4 only ~0.03 dB more (imgdiff/ensemble.py);
+# on photographs (Kodak24, 8 images, sigma 25: 31.19 / 31.28 / 31.32 dB for 1 / 3 / 8) ~0.1 dB; 4
 # took 1.4x NL-means' time on 2 AMX cores; 3 fits within it (docs/BENCHMARKS.md, "Speed").
 # upscale keeps 1: x4 already runs at LapSRN's time.
 DENOISE_ENSEMBLE = 3
