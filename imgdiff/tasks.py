@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .defaults import TRAIN_TASKS  # noqa: F401  (named in defaults so the CLI offers them without torch)
 from .models import ARCHITECTURE
 from .models.unet import UNetConfig
 

@@ -28,6 +28,8 @@ QUANTILES = 128
 PER_ITERATION = 32  # directions used by one iteration (a random subset)
 ANCHOR_SIGMA = 2.0  # the blur whose output is held to the start: what "layout" means here
 MAX_SIDE = 512  # a larger style is described by its centre crop of this size (the texture's scale kept)
+AMOUNT = 1.5  # the products' step (stylize at and above its default strength, generate --style)
+ITERATIONS = 10
 
 
 def directions() -> np.ndarray:
@@ -37,10 +39,14 @@ def directions() -> np.ndarray:
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """Lab of float RGB in [0, 1]; a grey image (one channel) as RGB with R = G = B."""
+    return to_lab(np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb)
+
+
 def lightness(rgb: np.ndarray) -> np.ndarray:
     """(H, W) Lab lightness, 0..100, of float RGB in [0, 1] (grey: one channel)."""
-    rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
-    return to_lab(rgb)[..., 0]
+    return _lab(rgb)[..., 0]
 
 
 def _downscale(lum: np.ndarray, s: int) -> np.ndarray:
@@ -113,8 +119,8 @@ def _blur(lum: np.ndarray, wrap: bool) -> np.ndarray:
 def match_texture(
     rgb: np.ndarray,
     stats: np.ndarray,
-    amount: float = 1.0,
-    iterations: int = 40,
+    amount: float = AMOUNT,
+    iterations: int = ITERATIONS,
     hold: float = 1.0,
     seed: int = 0,
     wrap: bool = False,
@@ -126,7 +132,7 @@ def match_texture(
     if amount <= 0 or iterations <= 0:
         return rgb
     grey = rgb.shape[2] == 1
-    lab = to_lab(np.repeat(rgb, 3, axis=2) if grey else rgb)
+    lab = _lab(rgb)
     lum = lab[..., 0].astype(np.float32)
     anchor = _blur(lum, wrap)
     d = directions().astype(np.float32)

@@ -16,7 +16,6 @@ from ..hub import LoadedModel
 from ..io import ImageData
 from ..texture import match_texture
 from .common import Progress, TiledDenoiser, from_tensor, whole_image_noise
-from .stylize import TEXTURE_AMOUNT, TEXTURE_ITERATIONS
 
 
 def generate_image(
@@ -48,9 +47,7 @@ def generate_image(
         model.denoiser.net.set_circular(False)
     like = ImageData(pixels=np.zeros((height, width, 3), np.float32))
     img = from_tensor(out, like)
-    texture = model.style_look[1]  # a learnt style's texture statistics (stylize.py: why and how far)
+    texture = model.style_look[1]  # a learnt style's texture statistics (stylize.py says why)
     if texture is None:
         return img
-    return img.with_pixels(
-        match_texture(img.pixels, texture, TEXTURE_AMOUNT, TEXTURE_ITERATIONS, seed=seed, wrap=tileable)
-    )
+    return img.with_pixels(match_texture(img.pixels, texture, seed=seed, wrap=tileable))

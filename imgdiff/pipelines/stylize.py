@@ -16,7 +16,7 @@ from ..diffusion.samplers import sample_ancestral
 from ..diffusion.schedules import karras_sigmas, sigma_from_strength
 from ..hub import LoadedModel
 from ..io import ImageData
-from ..texture import match_texture
+from ..texture import AMOUNT, match_texture
 from .common import Progress, TiledDenoiser, from_tensor, to_tensor, whole_image_noise
 
 STRENGTH_SIGMAS = (0.02, 80.0)  # SDEdit strength 0 -> 0.02 (nearly untouched), 1 -> pure noise
@@ -26,8 +26,6 @@ STRENGTH_SIGMAS = (0.02, 80.0)  # SDEdit strength 0 -> 0.02 (nearly untouched), 
 # texture step, SDEdit at 0.3 / 0.25 / 0.2 kept edges 0.78 / 0.81 / 0.83 at texture ratio ~0.40
 # (TRAINING.md, "Style models"). Above the default the noise rises linearly to 1 (pure noise) at 1.
 SDEDIT_AT_DEFAULT = 0.2
-TEXTURE_AMOUNT = 1.5  # texture.match_texture's step at and above the default strength
-TEXTURE_ITERATIONS = 10
 
 
 def stylize_image(
@@ -65,7 +63,7 @@ def stylize_image(
         out = out.with_pixels(keep_chroma(out.pixels, content.pixels))
     if texture is None:
         return out
-    return out.with_pixels(match_texture(out.pixels, texture, texture_amount(strength), TEXTURE_ITERATIONS, seed=seed))
+    return out.with_pixels(match_texture(out.pixels, texture, texture_amount(strength), seed=seed))
 
 
 def colour_amount(strength: float) -> float:
@@ -84,4 +82,4 @@ def sdedit_strength(strength: float) -> float:
 
 def texture_amount(strength: float) -> float:
     """How far the texture moves: in proportion to the strength up to the default, then all of it."""
-    return TEXTURE_AMOUNT * min(1.0, strength / STYLE_STRENGTH)
+    return AMOUNT * min(1.0, strength / STYLE_STRENGTH)
