@@ -1,8 +1,8 @@
 """Device and precision choices, and the guarded per-tile call.
 
 auto = CUDA with fp16 autocast when present, else the CPU on all cores: bf16 autocast where it has
-native bf16 dot products (AMX, or AVX512-BF16: bf16 convolutions 1.7-4x faster than fp32 there,
-costing at most ~0.03 dB since the UNet keeps its head and tail fp32), fp32 elsewhere. On CUDA a
+native bf16 dot products (AMX, or AVX512-BF16) and a one-off probe measured them faster than fp32
+(costing at most ~0.03 dB since the UNet keeps its head and tail fp32), fp32 elsewhere. On CUDA a
 tile that runs out of memory is retried as four half-size tiles, and a tile whose fp16 output is
 not finite is recomputed in fp32, so one bad tile never costs the whole image.
 """
@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
+import math
 import os
+import time
 from dataclasses import dataclass
 
 import torch
 
 from .defaults import DEFAULT_TILE, ENSEMBLE_SIZES, PRECISIONS
 from .errors import ImgdiffError
+from .models import onednn
 
 
 @dataclass
@@ -27,6 +32,7 @@ class Runtime:
     tile: int
     overlap: int
     ensemble: int = 1  # rotations/flips averaged per tile (imgdiff.ensemble)
+    int8: bool = False  # the UNet's deep levels in int8 (models.onednn)
 
     def autocast(self, enabled: bool = True):
         if self.dtype == torch.float32 or not enabled:
@@ -61,20 +67,29 @@ def cpu_has_amx() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The instruction-set flags of this CPU (Linux /proc/cpuinfo); empty where unknown."""
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (Linux); empty where unknown."""
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                info[key.strip()] = value.strip()
     except OSError:
         pass
-    return frozenset()
+    return info
+
+
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags of this CPU; empty where unknown."""
+    return frozenset(cpu_info().get("flags", "").split())
 
 
 # an ISA cap below AVX-512 (a laptop-class run on a server, or a user's choice) rules out native bf16
 _CAPPED_ISA = ("avx2", "avx", "sse4_1", "sse4_2", "default")
+_ISA_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
 def cpu_bf16_path() -> str | None:
@@ -82,7 +97,7 @@ def cpu_bf16_path() -> str | None:
     slower than fp32, measured on an AVX2 EPYC): AMX tiles, else AVX512-BF16 (Zen 4, Cooper Lake;
     1.7x faster than fp32 for the denoiser on one Zen 4 core). bf16 rounds the same way on both, so
     the quality cost measured on AMX (at most ~0.03 dB, the head and tail stay fp32) holds for both."""
-    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+    for var in _ISA_VARS:
         if os.environ.get(var, "").lower() in _CAPPED_ISA:
             return None
     if cpu_has_amx():
@@ -92,13 +107,84 @@ def cpu_bf16_path() -> str | None:
     return None
 
 
+# bf16 must beat fp32 by this factor on the probe to be chosen: the two measured CPUs are far
+# either side of 1 (Zen 4 1.7x, the Xeon 0.5x), so load on the machine cannot flip the choice
+BF16_MIN_SPEEDUP = 1.15
+
+
+def bf16_speedup() -> float:
+    """fp32 time over bf16 time for the denoiser's convolution shapes on this CPU. Native bf16 is
+    not always the faster: a 2-core Xeon (Sapphire Rapids class, AMX not exposed) ran the shipped
+    denoiser 1.5x slower in bf16 than in fp32, a 2-core Zen 4 1.7x faster. Measured once (0.3 s)
+    per CPU model, flags, torch version and ISA cap, and kept in the cache."""
+    from .cache import cache_root
+    from .io import write_atomic
+
+    sig = "\n".join([cpu_info().get("model name", "?"), " ".join(sorted(cpu_flags())), torch.__version__])
+    sig += "".join(f"\n{v}={os.environ.get(v, '')}" for v in _ISA_VARS)
+    key = hashlib.sha256(sig.encode()).hexdigest()[:16]
+    path = cache_root() / "cpu-precision.json"
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        table = {}
+    table = table if isinstance(table, dict) else {}
+    known = table.get(key)
+    if isinstance(known, (int, float)) and not isinstance(known, bool) and math.isfinite(known) and known > 0:
+        return float(known)
+    table[key] = round(_probe_bf16_speedup(), 3)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(table, sort_keys=True).encode(), overwrite=True)
+    except OSError:
+        pass  # a read-only cache only means probing again next time
+    return table[key]
+
+
+def _probe_bf16_speedup() -> float:
+    """Best of three runs of three 3x3 convolutions shaped like the UNet's levels, each precision."""
+    g = torch.Generator().manual_seed(0)
+    layers = [
+        (torch.randn(1, c, s, s, generator=g).contiguous(memory_format=torch.channels_last), torch.randn(c, c, 3, 3))
+        for c, s in ((32, 256), (64, 128), (128, 64))
+    ]
+
+    def best(bf16: bool) -> float:
+        times = []
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            for _ in range(4):  # the first run builds the kernels
+                t = time.perf_counter()
+                for x, w in layers:
+                    torch.nn.functional.conv2d(x, w, padding=1)
+                times.append(time.perf_counter() - t)
+        return min(times[1:])
+
+    return best(False) / best(True)
+
+
+def cpu_auto_bf16() -> bool:
+    """Whether --precision auto runs bf16 on this CPU: native bf16 dot products, measured faster."""
+    return cpu_bf16_path() is not None and bf16_speedup() >= BF16_MIN_SPEEDUP
+
+
+def cpu_int8_path() -> str | None:
+    """The native int8 dot-product path of this CPU (AMX, AVX512-VNNI, AVX-VNNI), or None; without
+    VNNI, oneDNN's int8 multiplies in 16 bits and does not beat fp32."""
+    for var in _ISA_VARS:
+        if os.environ.get(var, "").lower() in _CAPPED_ISA:
+            return None
+    if cpu_has_amx():
+        return "amx"
+    return next((f for f in ("avx512_vnni", "avx_vnni") if f in cpu_flags()), None)
+
+
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     if name not in PRECISIONS:
         raise ImgdiffError(f"--precision {name}: expected one of {', '.join(PRECISIONS)}")
     if name == "auto":
         if device.type == "cuda":
             return torch.float16
-        return torch.bfloat16 if cpu_bf16_path() else torch.float32
+        return torch.bfloat16 if cpu_auto_bf16() else torch.float32
     if name == "fp16" and device.type == "cpu":
         raise ImgdiffError("--precision fp16 needs CUDA; on the CPU use fp32 or bf16")
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
@@ -124,7 +210,8 @@ def make_runtime(
     set_threads(threads)
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    return Runtime(dev, dtype, DEFAULT_TILE if tile is None else tile, overlap, ensemble)
+    int8 = precision == "auto" and dev.type == "cpu" and cpu_int8_path() is not None and onednn.available()
+    return Runtime(dev, dtype, DEFAULT_TILE if tile is None else tile, overlap, ensemble, int8)
 
 
 def guarded(fn, rt: Runtime, multiple: int):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from imgdiff.device import Runtime, cpu_bf16_path, guarded, make_runtime, resolve_device, resolve_precision
+from imgdiff.device import Runtime, cpu_auto_bf16, guarded, make_runtime, resolve_device, resolve_precision
 from imgdiff.errors import ImgdiffError
 
 CPU = torch.device("cpu")
@@ -15,7 +18,7 @@ CPU = torch.device("cpu")
 def test_auto_device_and_precision():
     rt = make_runtime("auto", "auto", None, 32, 1)
     assert rt.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
-    cpu_dtype = torch.bfloat16 if cpu_bf16_path() else torch.float32
+    cpu_dtype = torch.bfloat16 if cpu_auto_bf16() else torch.float32
     assert rt.dtype == (torch.float16 if rt.device.type == "cuda" else cpu_dtype)
     assert rt.tile == 1024 and torch.get_num_threads() == 1
 
@@ -45,6 +48,7 @@ def test_auto_precision_follows_the_instruction_set(monkeypatch, flags, amx, env
     import imgdiff.device as d
 
     monkeypatch.setattr(d, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(d, "_probe_bf16_speedup", lambda: 1.7)  # as on a Zen 4
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
         monkeypatch.delenv(var, raising=False)
@@ -52,6 +56,79 @@ def test_auto_precision_follows_the_instruction_set(monkeypatch, flags, amx, env
         monkeypatch.setenv(k, v)
     assert (d.cpu_bf16_path(), resolve_precision("auto", CPU)) == expected
     assert resolve_precision("fp32", CPU) == torch.float32  # an explicit choice is kept on every CPU
+
+
+def test_auto_precision_keeps_fp32_where_native_bf16_measures_slower(monkeypatch):
+    import imgdiff.device as d
+
+    monkeypatch.setattr(d, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_fp16"}))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
+    for measured, expected in ((0.55, torch.float32), (1.05, torch.float32), (1.6, torch.bfloat16)):
+        monkeypatch.setattr(d, "bf16_speedup", lambda m=measured: m)
+        assert d.cpu_bf16_path() == "avx512_bf16"
+        assert resolve_precision("auto", CPU) == expected, measured
+        assert resolve_precision("bf16", CPU) == torch.bfloat16  # an explicit choice is not second-guessed
+
+
+def test_bf16_probe_runs_once_per_cpu_and_isa_cap(monkeypatch, tmp_path):
+    import imgdiff.device as d
+
+    monkeypatch.setenv("IMGDIFF_CACHE", str(tmp_path))
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
+    calls = []
+    monkeypatch.setattr(d, "_probe_bf16_speedup", lambda: calls.append(1) or 0.6 + 0.5 * len(calls))
+    assert d.bf16_speedup() == d.bf16_speedup() == 1.1 and len(calls) == 1
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # another ISA cap is another measurement
+    assert d.bf16_speedup() == 1.6 and len(calls) == 2
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert d.bf16_speedup() == 1.1 and len(calls) == 2
+    for junk in (b"{not json", b"[1, 2]", b'{"x": 1}', b"\xff\xfe"):
+        (tmp_path / "cpu-precision.json").write_bytes(junk)
+        assert d.bf16_speedup() > 0  # a damaged cache is measured again, never an error
+    key = next(iter(json.loads((tmp_path / "cpu-precision.json").read_text())))
+    (tmp_path / "cpu-precision.json").write_text(json.dumps({key: float("nan")}))
+    n = len(calls)
+    assert d.bf16_speedup() > 0 and len(calls) == n + 1
+
+
+def test_bf16_probe_measures_and_survives_an_unwritable_cache(monkeypatch, tmp_path):
+    import imgdiff.device as d
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("IMGDIFF_CACHE", str(blocker))
+    ratio = d.bf16_speedup()  # the real probe, on this CPU
+    assert math.isfinite(ratio) and 0.01 < ratio < 100
+
+
+@pytest.mark.parametrize(
+    "flags,amx,env,precision,int8",
+    [
+        ({"avx2", "avx512f", "avx512_vnni"}, False, {}, "auto", True),  # Ice Lake, Zen 4, Sapphire Rapids
+        ({"avx2", "avx_vnni"}, False, {}, "auto", True),  # Alder Lake and later laptops
+        ({"avx2", "fma"}, False, {}, "auto", False),  # no VNNI: oneDNN's int8 would not beat fp32
+        ({"avx2", "avx512f", "avx512_vnni"}, False, {}, "fp32", False),  # fp32 asked for: the exact path
+        ({"avx2", "avx512f", "avx512_vnni"}, False, {}, "bf16", False),
+        ({"avx2", "avx512f", "avx512_vnni"}, False, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "auto", False),
+        ({"amx_bf16", "amx_int8"}, True, {}, "auto", True),
+    ],
+)
+def test_int8_deep_levels_only_where_vnni_and_auto(monkeypatch, flags, amx, env, precision, int8):
+    import imgdiff.device as d
+    from imgdiff.models import onednn
+
+    monkeypatch.setattr(d, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(d, "bf16_speedup", lambda: 1.7)
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rt = make_runtime("cpu", precision, None, 32, 1)
+    assert rt.int8 == (int8 and onednn.available())
 
 
 def test_default_tile_does_not_depend_on_free_memory(monkeypatch):
@@ -143,3 +220,23 @@ def test_metadata_records_the_bf16_path_taken(monkeypatch, tmp_path, noisy_png, 
     meta = json.loads(png_metadata(out)["imgdiff"])
     assert meta["precision"] == ("bfloat16" if precision == "bf16" else "float32")
     assert meta.get("bf16_path") == path
+    assert "int8_from_channels" not in meta  # only auto takes the int8 path
+
+
+def test_metadata_records_the_int8_levels(monkeypatch, tmp_path, noisy_png):
+    import json
+
+    import imgdiff.device as d
+    from imgdiff.io import png_metadata
+    from imgdiff.models import onednn
+    from tests.conftest import cli, tiny_checkpoint
+
+    monkeypatch.setattr(d, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    model = tiny_checkpoint(tmp_path / "tiny.safetensors")
+    out = tmp_path / "o.png"
+    r = cli(CliRunner(), "denoise", str(noisy_png), "--model", str(model), "--sigma", "10", "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    meta = json.loads(png_metadata(out)["imgdiff"])
+    assert meta["precision"] == "float32"
+    assert meta.get("int8_from_channels") == (onednn.INT8_MIN_CHANNELS if onednn.available() else None)

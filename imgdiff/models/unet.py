@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import onednn
+
 
 @dataclass
 class UNetConfig:
@@ -64,6 +66,7 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.film.bias)
         nn.init.zeros_(self.conv2.weight)
         nn.init.zeros_(self.conv2.bias)
+        self.int8: tuple[onednn.PackedConv, onednn.PackedConv] | None = None  # UNet.set_int8
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """At inference with one noise level the block may reuse x's storage for its output."""
@@ -75,8 +78,14 @@ class ResBlock(nn.Module):
         # activation), and accumulate in place in the skip's precision: fp32 += bf16 in place is 2x
         # faster on the CPU than the out-of-place mixed-dtype add
         g = 1 + scale[0]
-        h = self.conv1._conv_forward(x, self.conv1.weight * g[:, None, None, None], self.conv1.bias * g + shift[0])
-        return _accumulate(self.skip(x), self.conv2(F.silu(h)))
+        b1 = self.conv1.bias * g + shift[0]
+        if self.int8:
+            h = onednn.qconv_silu(self.conv1, self.int8[0], g, x, b1)
+            return onednn.qconv_add(self.skip(x), self.conv2, self.int8[1], h)
+        w1 = self.conv1.weight * g[:, None, None, None]
+        if onednn.fusable(x):
+            return onednn.conv_add_(self.skip(x), self.conv2, onednn.conv_silu(self.conv1, x, w1, b1))
+        return _accumulate(self.skip(x), self.conv2(F.silu(self.conv1._conv_forward(x, w1, b1))))
 
 
 def _one_level_inference(batch: torch.Tensor) -> bool:
@@ -140,6 +149,16 @@ class UNet(nn.Module):
                 h = b(h, emb)
         with full:
             return F.pixel_shuffle(self.tail(h.float()), self.cfg.unshuffle)
+
+    def set_int8(self, on: bool) -> None:
+        """int8 convolutions in the blocks at least onednn.INT8_MIN_CHANNELS wide (one-level inference)."""
+        for m in self.modules():
+            if not isinstance(m, ResBlock):
+                continue
+            if not (on and m.conv2.out_channels >= onednn.INT8_MIN_CHANNELS):
+                m.int8 = None
+            elif m.int8 is None or [p.source for p in m.int8] != [onednn.weights_id(c) for c in (m.conv1, m.conv2)]:
+                m.int8 = (onednn.PackedConv.of(m.conv1), onednn.PackedConv.of(m.conv2))
 
     def set_circular(self, on: bool) -> None:
         """Wrap-around padding makes generated textures tile seamlessly."""

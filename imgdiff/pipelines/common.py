@@ -56,6 +56,7 @@ class TiledDenoiser:
         self.model, self.rt, self.cond = model, rt, cond
         self.progress = progress
         self.multiple = model.denoiser.net.multiple
+        model.denoiser.net.set_int8(rt.int8)
         self.done = 0
         self.total = passes * count_tiles(*size, rt.tile, rt.overlap, self.multiple)
 

@@ -6,6 +6,8 @@ wrap-around padding and samples the canvas in one piece, so opposite edges match
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..device import Runtime
@@ -35,10 +37,10 @@ def generate_image(
     x = whole_image_noise(shape, seed, rt.device)(-1) * model.config["sigma_max"]
     sigmas = karras_sigmas(steps, model.config["sigma_min"], model.config["sigma_max"])
     if tileable:
-        rt = type(rt)(rt.device, rt.dtype, tile=0, overlap=0)
+        rt = replace(rt, tile=0, overlap=0)
     else:
         size = int(model.config.get("size", 64))
-        rt = type(rt)(rt.device, rt.dtype, tile=2 * size, overlap=size // 2)
+        rt = replace(rt, tile=2 * size, overlap=size // 2)
     den = TiledDenoiser(model, rt, (height, width), 2 * steps - 1, progress=progress)  # Heun: 2 calls a step
     model.denoiser.net.set_circular(tileable)
     try:

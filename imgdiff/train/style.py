@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cache import cache_root
 from ..checkpoint import save_checkpoint
 from ..colour import colour_stats
 from ..errors import ImgdiffError
@@ -37,10 +37,7 @@ def style_recipe(recipe: dict) -> Recipe:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("IMGDIFF_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "imgdiff"
-    )
-    return Path(base) / "styles"
+    return cache_root() / "styles"
 
 
 def style_key(style: ImageData, base: LoadedModel, recipe: dict) -> str:
