@@ -884,19 +884,29 @@ def cpu_model() -> str:
 
 def cpu_isa() -> str:
     """The instruction sets that decide imgdiff's CPU path, and the path --precision auto takes."""
-    from imgdiff.device import bf16_speedup, cpu_auto_bf16, cpu_bf16_path, cpu_flags, cpu_has_amx
+    from imgdiff.device import cpu_flags, cpu_has_amx
 
     flags = cpu_flags()
     names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI"}
     have = [label for flag, label in names.items() if flag in flags]
     have += ["AVX512-BF16"] if "avx512_bf16" in flags else []
     have += ["AMX"] if cpu_has_amx() else []
+    return f"{cpu_model()}, {', '.join(have) or 'no SIMD flags read'}; `--precision auto` = {auto_path()}"
+
+
+def auto_path() -> str:
+    """The CPU path --precision auto takes here, and why: the float precision, then int8 if used."""
+    from imgdiff.device import bf16_speedup, cpu_auto_bf16, cpu_auto_int8, cpu_bf16_path, cpu_int8_path
+    from imgdiff.models.onednn import INT8_MIN_CHANNELS
+
     path = cpu_bf16_path()
     choice = "fp32 (no native bf16)"
     if path:
         speed = f"the probe measured bf16 convolutions at {bf16_speedup():.2f}x fp32's speed"
         choice = f"bf16 ({path}; {speed})" if cpu_auto_bf16() else f"fp32 ({path} present, but {speed})"
-    return f"{cpu_model()}, {', '.join(have) or 'no SIMD flags read'}; `--precision auto` = {choice}"
+    if cpu_auto_int8():
+        choice += f", with the blocks of {INT8_MIN_CHANNELS}+ channels in int8 ({cpu_int8_path()})"
+    return choice
 
 
 def mem_total_gib() -> float:

@@ -58,6 +58,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     check_bench_deps,
     code_fingerprint,
     commit,
+    auto_path,
     cpu_isa,
     cpu_model,
     imgdiff_cli,
@@ -88,7 +89,6 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from imgdiff.defaults import DENOISE_ENSEMBLE  # noqa: E402
-from imgdiff.device import bf16_speedup, cpu_bf16_path, precision_name, resolve_precision  # noqa: E402
 
 # isort: on
 
@@ -220,10 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         "CPU": cpu_model(),
         "cores": f"{os.cpu_count()} logical, {CORES} usable by this process (sched_getaffinity)",
         "memory": f"{mem_total_gib():.1f} GiB",
-        "imgdiff precision (`--precision auto`)": precision_name(resolve_precision("auto", torch.device("cpu")))
-        + f" (native bf16: {cpu_bf16_path() or 'none'}"
-        + (f", probed at {bf16_speedup():.2f}x fp32's speed" if cpu_bf16_path() else "")
-        + f"); denoise default `--ensemble {DENOISE_ENSEMBLE}`",
+        "imgdiff precision (`--precision auto`)": f"{auto_path()}; denoise default `--ensemble {DENOISE_ENSEMBLE}`",
         "threads": f"torch {torch.__version__}, {torch.get_num_threads()} threads; OMP_NUM_THREADS={CORES}; "
         "the CLI uses its default (all usable cores)",
         "software": f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "

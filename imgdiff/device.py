@@ -92,14 +92,17 @@ _CAPPED_ISA = ("avx2", "avx", "sse4_1", "sse4_2", "default")
 _ISA_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
+def _isa_capped() -> bool:
+    return any(os.environ.get(var, "").lower() in _CAPPED_ISA for var in _ISA_VARS)
+
+
 def cpu_bf16_path() -> str | None:
     """The native bf16 dot-product path of this CPU, or None where bf16 would be emulated (~15x
     slower than fp32, measured on an AVX2 EPYC): AMX tiles, else AVX512-BF16 (Zen 4, Cooper Lake;
     1.7x faster than fp32 for the denoiser on one Zen 4 core). bf16 rounds the same way on both, so
     the quality cost measured on AMX (at most ~0.03 dB, the head and tail stay fp32) holds for both."""
-    for var in _ISA_VARS:
-        if os.environ.get(var, "").lower() in _CAPPED_ISA:
-            return None
+    if _isa_capped():
+        return None
     if cpu_has_amx():
         return "amx"
     if "avx512_bf16" in cpu_flags():
@@ -170,12 +173,16 @@ def cpu_auto_bf16() -> bool:
 def cpu_int8_path() -> str | None:
     """The native int8 dot-product path of this CPU (AMX, AVX512-VNNI, AVX-VNNI), or None; without
     VNNI, oneDNN's int8 multiplies in 16 bits and does not beat fp32."""
-    for var in _ISA_VARS:
-        if os.environ.get(var, "").lower() in _CAPPED_ISA:
-            return None
+    if _isa_capped():
+        return None
     if cpu_has_amx():
         return "amx"
     return next((f for f in ("avx512_vnni", "avx_vnni") if f in cpu_flags()), None)
+
+
+def cpu_auto_int8() -> bool:
+    """Whether --precision auto runs the UNet's deep blocks in int8 on this CPU."""
+    return cpu_int8_path() is not None and onednn.available()
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
@@ -210,7 +217,7 @@ def make_runtime(
     set_threads(threads)
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    int8 = precision == "auto" and dev.type == "cpu" and cpu_int8_path() is not None and onednn.available()
+    int8 = precision == "auto" and dev.type == "cpu" and cpu_auto_int8()
     return Runtime(dev, dtype, DEFAULT_TILE if tile is None else tile, overlap, ensemble, int8)
 
 

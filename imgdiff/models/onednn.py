@@ -79,6 +79,7 @@ class PackedConv:
 
     packed: torch.Tensor
     w_scale: torch.Tensor
+    w_zero_points: torch.Tensor  # symmetric: all zero
     source: tuple[int, int]  # (data_ptr, _version) of the fp32 weights packed
 
     @classmethod
@@ -90,7 +91,7 @@ class PackedConv:
         packed = torch.ops.onednn.qconv_prepack(
             qw, w_scale, 1.0, 0, list(conv.stride), pad, list(conv.dilation), conv.groups, None
         )
-        return cls(packed, w_scale, weights_id(conv))
+        return cls(packed, w_scale, torch.zeros(w.shape[0], dtype=torch.int64), weights_id(conv))
 
 
 def weights_id(conv: nn.Conv2d) -> tuple[int, int]:
@@ -101,7 +102,7 @@ def _qconv(conv: nn.Conv2d, w: PackedConv, w_scale: torch.Tensor, x: torch.Tenso
     x, padding = _padded(conv, x)
     qx, x_scale, x_zp = _quantise(x)
     geometry = list(conv.stride), padding, list(conv.dilation), conv.groups
-    zps = torch.zeros(w_scale.shape[0], dtype=torch.int64)
+    zps = w.w_zero_points
     bias = bias.float()
     if "acc" in post:
         acc = post["acc"].contiguous(memory_format=torch.channels_last)  # oneDNN's sum needs a dense layout
