@@ -80,10 +80,8 @@ def stylize(
 
     base, rt = _setup("generate", "generate", device, tile)
     smodel, _ = style_model(base, from_pil(style), rt.device, seed, style_steps)
-    palette, texture = smodel.style_look
-    return to_pil(
-        stylize_image(from_pil(image), smodel, rt, strength, steps, seed, None, palette, keep_colors, texture)
-    )
+    out = stylize_image(from_pil(image), smodel, rt, strength=strength, steps=steps, seed=seed, keep_colors=keep_colors)
+    return to_pil(out)
 
 
 def generate(

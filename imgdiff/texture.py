@@ -116,6 +116,20 @@ def _blur(lum: np.ndarray, wrap: bool) -> np.ndarray:
     return cv2.GaussianBlur(np.pad(lum, r, mode="wrap"), (0, 0), ANCHOR_SIGMA)[r:-r, r:-r]
 
 
+def _upscale(small: np.ndarray, s: int, shape: tuple[int, int], wrap: bool) -> np.ndarray:
+    """Bilinear upsampling by s to `shape`; with wrap the image's far edge is its left neighbour, so a
+    coarse-scale step interpolates across the seam instead of holding the edge value (which left
+    --tileable --style with seams twice as sharp as its inside)."""
+    if s == 1:
+        return small
+    if wrap:
+        big = cv2.resize(np.pad(small, 1, mode="wrap"), ((small.shape[1] + 2) * s, (small.shape[0] + 2) * s))
+        big = big[s:-s, s:-s]
+    else:
+        big = cv2.resize(small, (small.shape[1] * s, small.shape[0] * s), interpolation=cv2.INTER_LINEAR)
+    return np.pad(big, ((0, shape[0] - big.shape[0]), (0, shape[1] - big.shape[1])), "edge")
+
+
 def match_texture(
     rgb: np.ndarray,
     stats: np.ndarray,
@@ -159,10 +173,7 @@ def match_texture(
             moved = _put_back(delta, small.shape, (ny, nx), stride, off)
             if margin:
                 moved = moved[margin:-margin, margin:-margin]
-            if s > 1:
-                moved = cv2.resize(moved, (moved.shape[1] * s, moved.shape[0] * s), interpolation=cv2.INTER_LINEAR)
-                moved = np.pad(moved, ((0, h - moved.shape[0]), (0, w - moved.shape[1])), "edge")
-            step += moved
+            step += _upscale(moved, s, (h, w), wrap)
         lum = lum + amount * step / len(SCALES)
         lum += hold * _blur(anchor - lum, wrap)
     lab[..., 0] = np.clip(lum, 0, 100)

@@ -278,8 +278,8 @@ class Styled(Work):
             fail_usage(str(e))
 
     def prepare_style(self, rep: Reporter) -> None:
-        """self.smodel, self.palette, self.texture, self.cached: from the driver (Ray), a saved style,
-        or learnt now; the palette and texture statistics are in the style model's config."""
+        """self.smodel and self.cached: from the driver (Ray), a saved style, or learnt now; the
+        palette and texture statistics are in the style model's config."""
         from ..hub import from_tensors, load
         from ..train.style import style_model
 
@@ -287,7 +287,6 @@ class Styled(Work):
         if self.learnt is not None:  # a Ray worker: the driver learnt it
             name, cfg, tensors, digest, self.cached = self.learnt
             self.smodel = from_tensors(name, cfg, tensors, digest, rt.device)
-            self.palette, self.texture = self.smodel.style_look
             return
         t0 = time.time()
         try:
@@ -311,7 +310,6 @@ class Styled(Work):
         except ImgdiffError as e:
             rep.error(str(e) if str(style) in str(e) else f"{style}: {e}")
             finish(1)
-        self.palette, self.texture = self.smodel.style_look
         rep.info(f"style model {'from cache' if self.cached else 'trained'} in {time.time() - t0:.1f} s")
         if common.ray:
             m = self.smodel
@@ -335,13 +333,11 @@ class Stylize(Styled):
             img,
             self.smodel,
             self.rt,
-            self.strength,
-            steps,
-            common.seed,
-            rep.step,
-            self.palette,
-            self.keep_colors,
-            self.texture,
+            strength=self.strength,
+            steps=steps,
+            seed=common.seed,
+            progress=rep.step,
+            keep_colors=self.keep_colors,
         )
         meta = metadata(
             "stylize",

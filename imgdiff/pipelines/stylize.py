@@ -7,8 +7,6 @@ which SDEdit alone reaches only from noise levels that dissolve the layout (issu
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..colour import keep_chroma, transfer_colour
 from ..defaults import STYLE_STRENGTH
 from ..device import Runtime
@@ -32,19 +30,20 @@ def stylize_image(
     content: ImageData,
     model: LoadedModel,
     rt: Runtime,
+    *,
     strength: float = STYLE_STRENGTH,
     steps: int = 12,
     seed: int = 0,
     progress: Progress = None,
-    palette: dict | None = None,
     keep_colors: bool = False,
-    texture: np.ndarray | None = None,
 ) -> ImageData:
     """Colours first, then strokes: the content's colours are moved to the style's palette per tone
     (colour.transfer_colour, as much as the strength asks), SDEdit from there repaints texture with
     the style's model, the palette is matched once more (sampling drifts it) and the lightness takes
     the style's texture statistics. keep_colors puts the content's own colours back on the result's
-    lightness instead."""
+    lightness instead. The palette and texture statistics are the style model's (LoadedModel.style_look);
+    a model without them skips those steps."""
+    palette, texture = model.style_look
     s0 = sigma_from_strength(sdedit_strength(strength), *STRENGTH_SIGMAS)
     if s0 <= 0:
         return content.with_pixels(content.pixels.copy())
