@@ -68,6 +68,7 @@ def model_cards(folder: Path, models: dict) -> str:
             f"| architecture | {cfg['architecture']}: base {net['base']}, mults {net['mults']}, "
             f"{net['blocks']} blocks/level, pixel-unshuffle {net['unshuffle']}, "
             f"condition channels {net['cond_channels']} |",
+            f"| degradation trained on | {_degradation(cfg)} |",
             f"| noise range | sigma {cfg['sigma_min']}..{cfg['sigma_max']:.4g} (images in [-1, 1]), "
             f"sigma_data {cfg['sigma_data']} |",
             *(f"| training command (earlier launch) | `{c}` |" for c in tr.get("earlier_commands", [])),
@@ -81,6 +82,25 @@ def model_cards(folder: Path, models: dict) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _degradation(cfg: dict) -> str:
+    """What the inputs were made of during training, from the config keys the trainer acted on."""
+    if cfg["task"] == "generate":
+        return "none (unconditional)"
+    if cfg["task"] == "denoise":
+        clip = cfg.get("clip_prob", 0)
+        return f"white Gaussian noise, sigma 0..75 (0..255 scale); {clip:.0%} of inputs clipped to 8 bits"
+    scale = f"x{cfg['scale']} downscale, " if cfg.get("scale", 1) > 1 else ""
+    if cfg.get("degradation") == "bicubic":
+        return f"{scale}bicubic (antialiased), 8-bit"
+    if cfg.get("camera"):
+        return (
+            f"{scale}blur, camera pipeline of `imgdiff/train/camera.py` (after Brooks et al. 2019: inverse "
+            "tone curve, camera matrix, gains, Bayer mosaic, shot + read noise over the ISO range, "
+            "demosaicing, tone curve), some white noise, JPEG q60-95 (BSRGAN/Real-ESRGAN style), 8-bit"
+        )
+    return f"{scale}blur, correlated colour noise or white noise, JPEG q30-95, 8-bit (`imgdiff/train/degrade.py`)"
 
 
 def _compute(tr: dict) -> str:

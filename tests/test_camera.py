@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -86,15 +87,33 @@ def test_camera_noise_is_read_as_camera(clean, seed):
     assert r.kind == "camera", r
 
 
+def jpeg(a: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).copy()
+
+
+def test_camera_noise_hidden_by_jpeg_is_faint_and_goes_to_the_blind_model(clean):
+    # a 27 dB camera shot whose grain JPEG smoothed away: the estimate sees almost nothing, and the
+    # sigma-conditioned model would leave the noise in place
+    noisy = jpeg(recorded(clean, 2, shot=5e-4), 70)
+    assert psnr(noisy, clean) < 28
+    r = read_noise(noisy.astype(np.float32) / 255)
+    assert r.kind == "faint" and r.sigma < 0.5 and r.blind, r
+    assert not read_noise(awgn(clean, 5).astype(np.float32) / 255).blind
+
+
 def test_default_denoise_picks_the_model_for_the_noise(runner, tmp_path, clean):
     (tmp_path / "white.png").write_bytes(b"")
     Image.fromarray(awgn(clean, 20)).save(tmp_path / "white.png")
     Image.fromarray(recorded(clean, 0)).save(tmp_path / "camera.png")
+    Image.fromarray(jpeg(recorded(clean, 2, shot=5e-4), 70)).save(tmp_path / "faint.png")
     r = cli(runner, "denoise", str(tmp_path), "-o", str(tmp_path / "out"), "--json", "--ensemble", "1")
     assert r.exit_code == 0, r.stderr
     got = {json.loads(line)["input"].rsplit("/", 1)[1]: json.loads(line) for line in r.stdout.splitlines()}
     assert got["white.png"]["mode"] == "gaussian" and abs(got["white.png"]["sigma"] - 20) < 3
     assert got["camera.png"]["mode"] == "real" and got["camera.png"]["noise"] == "camera"
+    assert got["faint.png"]["mode"] == "real" and got["faint.png"]["noise"] == "faint"
     meta = json.loads(Image.open(tmp_path / "out" / "camera.png").text["imgdiff"])
     assert meta["mode"] == "real" and meta["mode_asked"] == "auto"
     # --sigma keeps meaning white noise of that level; --mode stays an override

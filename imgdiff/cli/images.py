@@ -160,7 +160,7 @@ class Denoise(Work):
         kind, reading = mode, None
         if mode == "auto":
             reading = read_noise(img.pixels)
-            kind = "real" if reading.kind == "camera" else "gaussian"
+            kind = "real" if reading.blind else "gaussian"
         found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
         if kind == "real":
             model = self.model_for("real", rep)
