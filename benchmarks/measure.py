@@ -564,6 +564,83 @@ def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list
     return rows
 
 
+CAMERA_SR_SCALE = 4
+
+
+@dataclass
+class CameraSRRow:
+    dataset: str
+    iso: str
+    images: int
+    bm3d_images: int
+    true_sigma: float  # mean over images of std(noisy LR - clean LR), 0..255
+    scores: dict[str, MethodScores]
+    texture: dict[str, list[float]]
+
+    def mean(self, method: str, first: int | None = None) -> float:
+        return float(np.mean(self.scores[method].psnr[:first]))
+
+
+def bench_camera_upscale(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list[CameraSRRow]:
+    """x4 upscaling of camera-recorded low-resolution images: each bench image is bicubic-downscaled x4
+    and then recorded by the benchmark's camera (benchmarks/camera.py) at three ISO levels. Bicubic,
+    bicubic then CBM3D (given the true noise std of the upscaled image), CBM3D on the LR image (its true
+    std) then bicubic, and `imgdiff upscale --scale 4` by default and with `--mode real`; RGB PSNR/SSIM
+    with 4 px shaved, texture ratio on the HR image's most textured square."""
+    import bm3d
+
+    from benchmarks.camera import ISO_LEVELS, most_textured_box, record, texture_ratio
+
+    s = CAMERA_SR_SCALE
+    rows = []
+    for name in CAMERA_SETS:
+        data = load_set(bench, name, limit)
+        hrs = [modcrop(a, 2 * s) for a in data.images]  # LR sides even, for the Bayer mosaic
+        clean_lrs = [bicubic(hr, (hr.shape[1] // s, hr.shape[0] // s)) for hr in hrs]
+        boxes = [most_textured_box(hr) for hr in hrs]
+        for k, iso in enumerate(ISO_LEVELS):
+            methods = ("bicubic", "bicubic-cbm3d", "cbm3d-bicubic", "imgdiff", "imgdiff-real")
+            scores = {m: MethodScores() for m in methods}
+            texture: dict[str, list[float]] = {m: [] for m in methods}
+            lrs = [record(lr, iso, SEED + 1000 * k + i) for i, lr in enumerate(clean_lrs)]
+            sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(lrs, clean_lrs, strict=True)]
+            n_bm3d = min(bm3d_n, len(hrs))
+
+            def add(method: str, out: np.ndarray, hr: np.ndarray, box, sec: float = 0.0, row=(scores, texture)):
+                o, h = out[s:-s, s:-s], hr[s:-s, s:-s]
+                row[0][method].add(psnr(o, h), ssim(o, h), sec, megapixels(hr))
+                row[1][method].append(texture_ratio(out, hr, box))
+
+            for i, (hr, lr, clean_lr, sg, box) in enumerate(zip(hrs, lrs, clean_lrs, sigmas, boxes, strict=True)):
+                size = (hr.shape[1], hr.shape[0])
+                up = bicubic(lr, size)
+                add("bicubic", up, hr, box)
+                if i < n_bm3d:
+                    up_sigma = float((up.astype(np.float64) - bicubic(clean_lr, size)).std())
+                    est, sec = timed(lambda up=up, sg=up_sigma: to_u8(bm3d.bm3d_rgb(up / 255.0, sg / 255.0)))
+                    add("bicubic-cbm3d", est, hr, box, sec)
+                    est, sec = timed(
+                        lambda lr=lr, sg=sg, size=size: bicubic(to_u8(bm3d.bm3d_rgb(lr / 255.0, sg / 255.0)), size)
+                    )
+                    add("cbm3d-bicubic", est, hr, box, sec)
+            src = tmp / f"camsr_{name}_{k}"
+            write_pngs(src, data.names, lrs)
+            for method, extra in (("imgdiff", []), ("imgdiff-real", ["--mode", "real"])):
+                dst = tmp / f"camsr_{name}_{k}_{method}"
+                run = imgdiff_cli("upscale", str(src), "-o", str(dst), "--scale", str(s), "-q", *extra)
+                for hr, out, box in zip(hrs, read_outputs(dst, data.names), boxes, strict=True):
+                    add(method, out, hr, box)
+                scores[method].seconds = run.seconds
+            row = CameraSRRow(name, iso, len(hrs), n_bm3d, float(np.mean(sigmas)), scores, texture)
+            rows.append(row)
+            log(
+                f"  {name} {iso} x{s} (LR true sigma {row.true_sigma:.1f}): bicubic {row.mean('bicubic'):.2f}, "
+                f"imgdiff {row.mean('imgdiff'):.2f}, --mode real {row.mean('imgdiff-real'):.2f}, "
+                f"bicubic+CBM3D {row.mean('bicubic-cbm3d', n_bm3d):.2f} dB on {n_bm3d}"
+            )
+    return rows
+
+
 REAL_SR_LR = 64  # side of the RNI15 crop upscaled x4 for the real-photo upscaling strips
 
 

@@ -43,6 +43,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     bench_big,
     bench_call_overhead,
     bench_camera,
+    bench_camera_upscale,
     bench_denoise,
     bench_generate,
     bench_noise_estimate,
@@ -71,6 +72,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
 )
 from benchmarks.render import (  # noqa: E402
     camera_section,
+    camera_upscale_section,
     precision_section,
     crops_section,
     denoise_section,
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         rni = bench_real_noise(args.bench, tmp, crops)
         log("camera noise")
         camera = bench_camera(args.bench, limit, bm3d_n, tmp)
+        log("camera-degraded x4 upscaling")
+        camera_sr = bench_camera_upscale(args.bench, limit, bm3d_n, tmp)
         log("real-photo upscaling (RNI15 crops)")
         real_sr = bench_real_upscale(args.bench, tmp, crops)
         log("noise-level estimation")
@@ -250,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         *precision_section(precision, den_rows, sr_rows, overhead, cpu_isa()),
         *steps_section(step_rows, len(step_set.images)),
         *camera_section(camera),
+        *camera_upscale_section(camera_sr),
         *crops_section(den_strip, sr_strip, sr_index, rni, real_sr),
         *extra_sections(noise, stylize),
         *style_section(style_rows, style_learning),
