@@ -502,13 +502,39 @@ CAMERA_SETS = ("Kodak24", "McMaster")
 
 @dataclass
 class CameraRow:
+    """One set at one ISO through the benchmark camera: per method, PSNR/SSIM to the clean reference
+    (shave px trimmed) and the texture ratio on each reference's most textured square."""
+
     dataset: str
     iso: str
-    images: int
-    bm3d_images: int
-    true_sigma: float  # mean over images of std(noisy - clean), 0..255
-    scores: dict[str, MethodScores]
-    texture: dict[str, list[float]]  # per method: HF energy ratio on each image's most textured square
+    methods: tuple[str, ...]
+    shave: int = 0
+    images: int = 0
+    bm3d_images: int = 0
+    true_sigma: float = 0.0  # mean over images of std(noisy - clean) of the camera's output, 0..255
+    scores: dict[str, MethodScores] = field(default_factory=dict)
+    texture: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.scores = {m: MethodScores() for m in self.methods}
+        self.texture = {m: [] for m in self.methods}
+
+    def add(self, method: str, out: np.ndarray, ref: np.ndarray, box, seconds: float = 0.0) -> None:
+        from benchmarks.camera import texture_ratio
+
+        s = self.shave
+        o, r = (out[s:-s, s:-s], ref[s:-s, s:-s]) if s else (out, ref)
+        self.scores[method].add(psnr(o, r), ssim(o, r), seconds, megapixels(ref))
+        self.texture[method].append(texture_ratio(out, ref, box))
+
+    def run_imgdiff(self, command: list[str], src: Path, names: list[str], refs: list[np.ndarray], boxes) -> None:
+        """`imgdiff COMMAND SRC` by default (method "imgdiff") and with --mode real ("imgdiff-real")."""
+        for method, extra in (("imgdiff", []), ("imgdiff-real", ["--mode", "real"])):
+            dst = src.with_name(f"{src.name}_{method}")
+            run = imgdiff_cli(command[0], str(src), "-o", str(dst), "-q", *command[1:], *extra)
+            for ref, out, box in zip(refs, read_outputs(dst, names), boxes, strict=True):
+                self.add(method, out, ref, box)
+            self.scores[method].seconds = run.seconds
 
     def mean(self, method: str, first: int | None = None) -> float:
         return float(np.mean(self.scores[method].psnr[:first]))
@@ -519,7 +545,7 @@ def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list
     input, NL-means and CBM3D given the true noise std, default `imgdiff denoise` and `--mode real`."""
     import bm3d
 
-    from benchmarks.camera import ISO_LEVELS, even, most_textured_box, record, texture_ratio
+    from benchmarks.camera import ISO_LEVELS, even, most_textured_box, record
 
     rows = []
     for name in CAMERA_SETS:
@@ -527,39 +553,26 @@ def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list
         cleans = [even(a) for a in data.images]
         boxes = [most_textured_box(c) for c in cleans]
         for k, iso in enumerate(ISO_LEVELS):
-            methods = ("input", "nlmeans", "cbm3d", "imgdiff", "imgdiff-real")
-            scores = {m: MethodScores() for m in methods}
-            texture: dict[str, list[float]] = {m: [] for m in methods}
+            row = CameraRow(name, iso, ("input", "nlmeans", "cbm3d", "imgdiff", "imgdiff-real"))
             noisy = [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
             sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(noisy, cleans, strict=True)]
-            n_bm3d = min(bm3d_n, len(cleans))
-
-            def add(method: str, out: np.ndarray, clean: np.ndarray, box, sec: float = 0.0, row=(scores, texture)):
-                row[0][method].add(psnr(out, clean), ssim(out, clean), sec, megapixels(clean))
-                row[1][method].append(texture_ratio(out, clean, box))
-
+            row.images, row.bm3d_images, row.true_sigma = len(cleans), min(bm3d_n, len(cleans)), float(np.mean(sigmas))
             for i, (c, n, sg, box) in enumerate(zip(cleans, noisy, sigmas, boxes, strict=True)):
-                add("input", n, c, box)
+                row.add("input", n, c, box)
                 h = NLM_H * sg
                 nlm, sec = timed(lambda n=n, h=h: cv2.fastNlMeansDenoisingColored(n, None, h, h, 7, 21))
-                add("nlmeans", nlm, c, box, sec)
-                if i < n_bm3d:
-                    est, sec = timed(lambda n=n, sg=sg: bm3d.bm3d_rgb(n / 255.0, sg / 255.0))
-                    add("cbm3d", to_u8(est), c, box, sec)
+                row.add("nlmeans", nlm, c, box, sec)
+                if i < row.bm3d_images:
+                    est, sec = timed(lambda n=n, sg=sg: to_u8(bm3d.bm3d_rgb(n / 255.0, sg / 255.0)))
+                    row.add("cbm3d", est, c, box, sec)
             src = tmp / f"cam_{name}_{k}"
             write_pngs(src, data.names, noisy)
-            for method, extra in (("imgdiff", []), ("imgdiff-real", ["--mode", "real"])):
-                dst = tmp / f"cam_{name}_{k}_{method}"
-                run = imgdiff_cli("denoise", str(src), "-o", str(dst), "-q", *extra)
-                for c, out, box in zip(cleans, read_outputs(dst, data.names), boxes, strict=True):
-                    add(method, out, c, box)
-                scores[method].seconds = run.seconds
-            row = CameraRow(name, iso, len(cleans), n_bm3d, float(np.mean(sigmas)), scores, texture)
+            row.run_imgdiff(["denoise"], src, data.names, cleans, boxes)
             rows.append(row)
             log(
                 f"  {name} {iso} (true sigma {row.true_sigma:.1f}): input {row.mean('input'):.2f}, "
                 f"imgdiff {row.mean('imgdiff'):.2f}, --mode real {row.mean('imgdiff-real'):.2f}, "
-                f"CBM3D {row.mean('cbm3d', n_bm3d):.2f} dB on {n_bm3d}"
+                f"CBM3D {row.mean('cbm3d', row.bm3d_images):.2f} dB on {row.bm3d_images}"
             )
     return rows
 
@@ -567,21 +580,7 @@ def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list
 CAMERA_SR_SCALE = 4
 
 
-@dataclass
-class CameraSRRow:
-    dataset: str
-    iso: str
-    images: int
-    bm3d_images: int
-    true_sigma: float  # mean over images of std(noisy LR - clean LR), 0..255
-    scores: dict[str, MethodScores]
-    texture: dict[str, list[float]]
-
-    def mean(self, method: str, first: int | None = None) -> float:
-        return float(np.mean(self.scores[method].psnr[:first]))
-
-
-def bench_camera_upscale(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list[CameraSRRow]:
+def bench_camera_upscale(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list[CameraRow]:
     """x4 upscaling of camera-recorded low-resolution images: each bench image is bicubic-downscaled x4
     and then recorded by the benchmark's camera (benchmarks/camera.py) at three ISO levels. Bicubic,
     bicubic then CBM3D (given the true noise std of the upscaled image), CBM3D on the LR image (its true
@@ -589,7 +588,7 @@ def bench_camera_upscale(bench: Path, limit: int | None, bm3d_n: int, tmp: Path)
     with 4 px shaved, texture ratio on the HR image's most textured square."""
     import bm3d
 
-    from benchmarks.camera import ISO_LEVELS, most_textured_box, record, texture_ratio
+    from benchmarks.camera import ISO_LEVELS, most_textured_box, record
 
     s = CAMERA_SR_SCALE
     rows = []
@@ -600,43 +599,31 @@ def bench_camera_upscale(bench: Path, limit: int | None, bm3d_n: int, tmp: Path)
         boxes = [most_textured_box(hr) for hr in hrs]
         for k, iso in enumerate(ISO_LEVELS):
             methods = ("bicubic", "bicubic-cbm3d", "cbm3d-bicubic", "imgdiff", "imgdiff-real")
-            scores = {m: MethodScores() for m in methods}
-            texture: dict[str, list[float]] = {m: [] for m in methods}
+            row = CameraRow(name, iso, methods, shave=s)
             lrs = [record(lr, iso, SEED + 1000 * k + i) for i, lr in enumerate(clean_lrs)]
             sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(lrs, clean_lrs, strict=True)]
-            n_bm3d = min(bm3d_n, len(hrs))
-
-            def add(method: str, out: np.ndarray, hr: np.ndarray, box, sec: float = 0.0, row=(scores, texture)):
-                o, h = out[s:-s, s:-s], hr[s:-s, s:-s]
-                row[0][method].add(psnr(o, h), ssim(o, h), sec, megapixels(hr))
-                row[1][method].append(texture_ratio(out, hr, box))
-
+            row.images, row.bm3d_images, row.true_sigma = len(hrs), min(bm3d_n, len(hrs)), float(np.mean(sigmas))
             for i, (hr, lr, clean_lr, sg, box) in enumerate(zip(hrs, lrs, clean_lrs, sigmas, boxes, strict=True)):
                 size = (hr.shape[1], hr.shape[0])
                 up = bicubic(lr, size)
-                add("bicubic", up, hr, box)
-                if i < n_bm3d:
+                row.add("bicubic", up, hr, box)
+                if i < row.bm3d_images:
                     up_sigma = float((up.astype(np.float64) - bicubic(clean_lr, size)).std())
                     est, sec = timed(lambda up=up, sg=up_sigma: to_u8(bm3d.bm3d_rgb(up / 255.0, sg / 255.0)))
-                    add("bicubic-cbm3d", est, hr, box, sec)
+                    row.add("bicubic-cbm3d", est, hr, box, sec)
                     est, sec = timed(
                         lambda lr=lr, sg=sg, size=size: bicubic(to_u8(bm3d.bm3d_rgb(lr / 255.0, sg / 255.0)), size)
                     )
-                    add("cbm3d-bicubic", est, hr, box, sec)
+                    row.add("cbm3d-bicubic", est, hr, box, sec)
             src = tmp / f"camsr_{name}_{k}"
             write_pngs(src, data.names, lrs)
-            for method, extra in (("imgdiff", []), ("imgdiff-real", ["--mode", "real"])):
-                dst = tmp / f"camsr_{name}_{k}_{method}"
-                run = imgdiff_cli("upscale", str(src), "-o", str(dst), "--scale", str(s), "-q", *extra)
-                for hr, out, box in zip(hrs, read_outputs(dst, data.names), boxes, strict=True):
-                    add(method, out, hr, box)
-                scores[method].seconds = run.seconds
-            row = CameraSRRow(name, iso, len(hrs), n_bm3d, float(np.mean(sigmas)), scores, texture)
+            row.run_imgdiff(["upscale", "--scale", str(s)], src, data.names, hrs, boxes)
             rows.append(row)
+            n = row.bm3d_images
             log(
                 f"  {name} {iso} x{s} (LR true sigma {row.true_sigma:.1f}): bicubic {row.mean('bicubic'):.2f}, "
                 f"imgdiff {row.mean('imgdiff'):.2f}, --mode real {row.mean('imgdiff-real'):.2f}, "
-                f"bicubic+CBM3D {row.mean('bicubic-cbm3d', n_bm3d):.2f} dB on {n_bm3d}"
+                f"bicubic+CBM3D {row.mean('bicubic-cbm3d', n):.2f} dB on {n}"
             )
     return rows
 

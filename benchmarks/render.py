@@ -21,7 +21,6 @@ from benchmarks.measure import (
     STEP_CROP,
     BigRun,
     CameraRow,
-    CameraSRRow,
     DenoiseRow,
     NoiseEstimate,
     PrecisionRow,
@@ -90,7 +89,7 @@ def camera_section(rows: list[CameraRow]) -> list[str]:
     return lines + table(header, body) + [""]
 
 
-def camera_upscale_section(rows: list[CameraSRRow]) -> list[str]:
+def camera_upscale_section(rows: list[CameraRow]) -> list[str]:
     if not rows:
         return []
     from benchmarks.camera import JPEG_QUALITY
@@ -117,10 +116,10 @@ def camera_upscale_section(rows: list[CameraSRRow]) -> list[str]:
     for r in rows:
         n = r.bm3d_images
 
-        def cell(m: str, r: CameraSRRow = r) -> str:
+        def cell(m: str, r: CameraRow = r) -> str:
             return f"{r.mean(m):.2f} / {np.mean(r.scores[m].ssim):.3f}"
 
-        def first(m: str, r: CameraSRRow = r, n: int = n) -> str:
+        def first(m: str, r: CameraRow = r, n: int = n) -> str:
             return f"{r.mean(m, n):.2f} ({n})" if n else "—"
 
         gap = f"{r.mean('imgdiff-real', n) - r.mean('bicubic-cbm3d', n):+.2f}" if n else "—"
