@@ -508,12 +508,12 @@ class CameraRow:
     dataset: str
     iso: str
     methods: tuple[str, ...]
+    images: int
+    bm3d_images: int
+    true_sigma: float  # mean over images of std(noisy - clean) of the camera's output, 0..255
     shave: int = 0
-    images: int = 0
-    bm3d_images: int = 0
-    true_sigma: float = 0.0  # mean over images of std(noisy - clean) of the camera's output, 0..255
-    scores: dict[str, MethodScores] = field(default_factory=dict)
-    texture: dict[str, list[float]] = field(default_factory=dict)
+    scores: dict[str, MethodScores] = field(init=False)
+    texture: dict[str, list[float]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.scores = {m: MethodScores() for m in self.methods}
@@ -553,10 +553,10 @@ def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list
         cleans = [even(a) for a in data.images]
         boxes = [most_textured_box(c) for c in cleans]
         for k, iso in enumerate(ISO_LEVELS):
-            row = CameraRow(name, iso, ("input", "nlmeans", "cbm3d", "imgdiff", "imgdiff-real"))
             noisy = [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
             sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(noisy, cleans, strict=True)]
-            row.images, row.bm3d_images, row.true_sigma = len(cleans), min(bm3d_n, len(cleans)), float(np.mean(sigmas))
+            methods = ("input", "nlmeans", "cbm3d", "imgdiff", "imgdiff-real")
+            row = CameraRow(name, iso, methods, len(cleans), min(bm3d_n, len(cleans)), float(np.mean(sigmas)))
             for i, (c, n, sg, box) in enumerate(zip(cleans, noisy, sigmas, boxes, strict=True)):
                 row.add("input", n, c, box)
                 h = NLM_H * sg
@@ -598,11 +598,10 @@ def bench_camera_upscale(bench: Path, limit: int | None, bm3d_n: int, tmp: Path)
         clean_lrs = [bicubic(hr, (hr.shape[1] // s, hr.shape[0] // s)) for hr in hrs]
         boxes = [most_textured_box(hr) for hr in hrs]
         for k, iso in enumerate(ISO_LEVELS):
-            methods = ("bicubic", "bicubic-cbm3d", "cbm3d-bicubic", "imgdiff", "imgdiff-real")
-            row = CameraRow(name, iso, methods, shave=s)
             lrs = [record(lr, iso, SEED + 1000 * k + i) for i, lr in enumerate(clean_lrs)]
             sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(lrs, clean_lrs, strict=True)]
-            row.images, row.bm3d_images, row.true_sigma = len(hrs), min(bm3d_n, len(hrs)), float(np.mean(sigmas))
+            methods = ("bicubic", "bicubic-cbm3d", "cbm3d-bicubic", "imgdiff", "imgdiff-real")
+            row = CameraRow(name, iso, methods, len(hrs), min(bm3d_n, len(hrs)), float(np.mean(sigmas)), shave=s)
             for i, (hr, lr, clean_lr, sg, box) in enumerate(zip(hrs, lrs, clean_lrs, sigmas, boxes, strict=True)):
                 size = (hr.shape[1], hr.shape[0])
                 up = bicubic(lr, size)

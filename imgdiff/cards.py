@@ -90,7 +90,8 @@ def _degradation(cfg: dict) -> str:
         return "none (unconditional)"
     if cfg["task"] == "denoise":
         clip = cfg.get("clip_prob", 0)
-        return f"white Gaussian noise, sigma 0..75 (0..255 scale); {clip:.0%} of inputs clipped to 8 bits"
+        top = cfg["sigma_max"] * 127.5  # images in [-1, 1]
+        return f"white Gaussian noise, sigma 0..{top:.0f} (0..255 scale); {clip:.0%} of inputs clipped to 8 bits"
     scale = f"x{cfg['scale']} downscale, " if cfg.get("scale", 1) > 1 else ""
     if cfg.get("degradation") == "bicubic":
         return f"{scale}bicubic (antialiased), 8-bit"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -12,6 +11,7 @@ from PIL import Image
 
 from imgdiff.noise import read_noise
 from imgdiff.train import camera
+from imgdiff.train.degrade import jpeg
 from tests.conftest import EXAMPLES, cli
 
 
@@ -65,12 +65,15 @@ def awgn(a: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return np.clip(a + rng.normal(0, sigma, a.shape), 0, 255).round().astype(np.uint8)
 
 
-def recorded(a: np.ndarray, seed: int, shot: float = 4e-3) -> np.ndarray:
+def recorded(a: np.ndarray, seed: int, shot: float = 4e-3, quality: int | None = None) -> np.ndarray:
+    """The training camera's shot of a, JPEG-compressed at that quality if one is given."""
     g = torch.Generator().manual_seed(seed)
     levels = camera.random_noise_levels
     camera.random_noise_levels = lambda gen: (shot, shot**2)
     try:
-        return (camera.camera_pipeline(as_tensor(a), g)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        x = camera.camera_pipeline(as_tensor(a), g)
+        x = x if quality is None else jpeg(x, quality)
+        return (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     finally:
         camera.random_noise_levels = levels
 
@@ -87,16 +90,10 @@ def test_camera_noise_is_read_as_camera(clean, seed):
     assert r.kind == "camera", r
 
 
-def jpeg(a: np.ndarray, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).copy()
-
-
 def test_camera_noise_hidden_by_jpeg_is_faint_and_goes_to_the_blind_model(clean):
     # a 27 dB camera shot whose grain JPEG smoothed away: the estimate sees almost nothing, and the
     # sigma-conditioned model would leave the noise in place
-    noisy = jpeg(recorded(clean, 2, shot=5e-4), 70)
+    noisy = recorded(clean, 2, shot=5e-4, quality=70)
     assert psnr(noisy, clean) < 28
     r = read_noise(noisy.astype(np.float32) / 255)
     assert r.kind == "faint" and r.sigma < 0.5 and r.blind, r
@@ -107,7 +104,7 @@ def test_default_denoise_picks_the_model_for_the_noise(runner, tmp_path, clean):
     (tmp_path / "white.png").write_bytes(b"")
     Image.fromarray(awgn(clean, 20)).save(tmp_path / "white.png")
     Image.fromarray(recorded(clean, 0)).save(tmp_path / "camera.png")
-    Image.fromarray(jpeg(recorded(clean, 2, shot=5e-4), 70)).save(tmp_path / "faint.png")
+    Image.fromarray(recorded(clean, 2, shot=5e-4, quality=70)).save(tmp_path / "faint.png")
     r = cli(runner, "denoise", str(tmp_path), "-o", str(tmp_path / "out"), "--json", "--ensemble", "1")
     assert r.exit_code == 0, r.stderr
     got = {json.loads(line)["input"].rsplit("/", 1)[1]: json.loads(line) for line in r.stdout.splitlines()}
