@@ -66,7 +66,7 @@ def model_cards(folder: Path, models: dict) -> str:
             f"| file | `{entry['file']}` ({entry['bytes'] / 1e6:.1f} MB, fp16) |",
             f"| sha256 | `{entry['sha256']}` |",
             f"| architecture | {cfg['architecture']}: base {net['base']}, mults {net['mults']}, "
-            f"{net['blocks']} blocks/level, pixel-unshuffle {net['unshuffle']}, "
+            f"{_blocks(net['blocks'])} blocks/level, pixel-unshuffle {net['unshuffle']}, "
             f"condition channels {net['cond_channels']} |",
             f"| degradation trained on | {_degradation(cfg)} |",
             f"| noise range | sigma {cfg['sigma_min']}..{cfg['sigma_max']:.4g} (images in [-1, 1]), "
@@ -82,6 +82,11 @@ def model_cards(folder: Path, models: dict) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _blocks(blocks: int | list[int]) -> str:
+    """'2' or '2/2/3/4' (one count per level)."""
+    return str(blocks) if isinstance(blocks, int) else "/".join(map(str, blocks))
 
 
 def _degradation(cfg: dict) -> str:

@@ -248,3 +248,12 @@ def test_a_fresh_run_is_fixed_by_its_seed(runner, tmp_path):
             hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(load_tensors(out).items()))).hexdigest()
         )
     assert digests[0] == digests[1] != digests[2]
+
+
+def test_net_overrides_take_one_block_count_or_one_per_level():
+    from imgdiff.train.trainer import parse_net
+
+    assert parse_net("base=8,blocks=3,mults=4") == {"base": 8, "blocks": 3, "mults": [4]}
+    assert parse_net("blocks=2/2/3/4") == {"blocks": [2, 2, 3, 4]}
+    with pytest.raises(ValueError, match="not an integer"):
+        parse_net("blocks=2/x")

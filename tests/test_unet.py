@@ -121,3 +121,22 @@ def test_int8_takes_negative_and_zero_gains_on_the_weights_scale():
             onednn.qconv_silu = real
     assert calls == [1]
     assert 0 < ((low - ref).norm() / ref.norm()).item() < 0.02
+
+
+def test_per_level_blocks_grow_a_trained_net_without_changing_it():
+    """Deeper levels added to trained weights start as identities (zero conv2), so growth keeps the function."""
+    from imgdiff.train.trainer import load_matching
+
+    small = _net()
+    grown = UNet(UNetConfig(base=8, mults=[1, 2, 4], blocks=[2, 2, 4])).eval()
+    assert [len(b) for b in grown.down] == [2, 2, 4] and [len(b) for b in grown.up] == [2, 2]
+    fresh = load_matching(grown, small.state_dict())
+    assert fresh and all(k.startswith("down.2.2.") or k.startswith("down.2.3.") for k in fresh)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.allclose(grown(x, torch.tensor([0.2])), small(x, torch.tensor([0.2])), atol=1e-6)
+
+
+def test_per_level_blocks_need_one_count_per_level():
+    with pytest.raises(ValueError, match="one count per level"):
+        UNet(UNetConfig(base=8, mults=[1, 2, 4], blocks=[2, 3]))

@@ -24,7 +24,16 @@ class UNetConfig:
     out_channels: int = 3
     base: int = 32
     mults: list[int] = field(default_factory=lambda: [1, 2, 4])
-    blocks: int = 2  # residual blocks per level
+    blocks: int | list[int] = 2  # residual blocks per level: one count for all, or one per level
+
+    def level_blocks(self) -> list[int]:
+        """Blocks at each level; a list lets capacity grow where the grid is small and int8 is cheap."""
+        if isinstance(self.blocks, int):
+            return [self.blocks] * len(self.mults)
+        if len(self.blocks) != len(self.mults):
+            raise ValueError(f"blocks {self.blocks} needs one count per level of mults {self.mults}")
+        return list(self.blocks)
+
     unshuffle: int = 2
     emb_dim: int = 128
 
@@ -106,19 +115,20 @@ class UNet(nn.Module):
         self.cfg = cfg
         r2 = cfg.unshuffle**2
         chs = [cfg.base * m for m in cfg.mults]
+        nblocks = cfg.level_blocks()
         self.emb = NoiseEmbedding(cfg.emb_dim)
         self.head = nn.Conv2d((cfg.in_channels + cfg.cond_channels) * r2, chs[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, ch in enumerate(chs):
-            self.down.append(nn.ModuleList([ResBlock(ch, ch, cfg.emb_dim) for _ in range(cfg.blocks)]))
+            self.down.append(nn.ModuleList([ResBlock(ch, ch, cfg.emb_dim) for _ in range(nblocks[i])]))
             if i + 1 < len(chs):
                 self.downsample.append(nn.Conv2d(ch, chs[i + 1], 2, stride=2))
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in range(len(chs) - 2, -1, -1):
             self.upsample.append(nn.ConvTranspose2d(chs[i + 1], chs[i], 2, stride=2))
-            self.up.append(nn.ModuleList([ResBlock(chs[i], chs[i], cfg.emb_dim) for _ in range(cfg.blocks)]))
+            self.up.append(nn.ModuleList([ResBlock(chs[i], chs[i], cfg.emb_dim) for _ in range(nblocks[i])]))
         self.tail = nn.Conv2d(chs[0], cfg.out_channels * r2, 3, padding=1)
 
     @property

@@ -161,7 +161,7 @@ def mean_psnr(images: list, val: torch.Tensor) -> float:
 
 
 def parse_net(spec: str) -> dict:
-    """'unshuffle=4,base=48' -> {'unshuffle': 4, 'base': 48}; lists as 1/2/4/8."""
+    """'unshuffle=4,base=48,blocks=2/2/3/4' -> {'unshuffle': 4, 'base': 48, 'blocks': [2, 2, 3, 4]}."""
     out: dict = {}
     for item in filter(None, (p.strip() for p in spec.split(","))):
         key, sep, val = item.partition("=")
@@ -170,7 +170,7 @@ def parse_net(spec: str) -> dict:
                 f"--net {item!r}: expected KEY=VALUE with KEY one of {list(UNetConfig.__dataclass_fields__)}"
             )
         try:
-            out[key] = [int(v) for v in val.split("/")] if key == "mults" else int(val)
+            out[key] = [int(v) for v in val.split("/")] if key == "mults" or "/" in val else int(val)
         except ValueError:
             raise ValueError(f"--net {item!r}: {val!r} is not an integer") from None
     return out
