@@ -468,8 +468,15 @@ def bench_steps(data: ImageSet, tmp: Path, crops: Path) -> list[StepRow]:
 @dataclass
 class RealNoise:
     name: str
-    sigma: str  # as estimated by imgdiff (--sigma auto)
+    reading: str  # what the default's noise reading decided: kind, model and sigma
     crop: str
+
+
+def default_reading(rec: dict) -> str:
+    """'camera noise -> real model' or 'white noise -> gaussian model, sigma 12.3', from a --json record."""
+    model = "real-photo" if rec.get("mode") == "real" else "Gaussian"
+    sigma = f", σ {float(rec['sigma']):.1f}" if rec.get("sigma") is not None else ""
+    return f"{rec.get('noise', '?')} noise → {model} model{sigma}"
 
 
 def bench_real_noise(bench: Path, tmp: Path, crops: Path) -> list[RealNoise]:
@@ -480,20 +487,19 @@ def bench_real_noise(bench: Path, tmp: Path, crops: Path) -> list[RealNoise]:
     write_pngs(src, data.names, data.images)
     run = imgdiff_cli("denoise", str(src), "-o", str(tmp / "rni_gauss"), "-q", "--json")
     imgdiff_cli("denoise", str(src), "-o", str(tmp / "rni_real"), "--mode", "real", "-q")
-    sigmas = {}
+    readings = {}
     for line in run.stdout.splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        sigmas[Path(rec.get("input", "")).name] = rec.get("sigma")
+        readings[Path(rec.get("input", "")).name] = default_reading(rec)
     results = []
     gauss, real = read_outputs(tmp / "rni_gauss", data.names), read_outputs(tmp / "rni_real", data.names)
     for name, before, g, r in zip(data.names, data.images, gauss, real, strict=True):
         crop = f"rni15_{Path(name).stem.lower()}.png"
         save_strip(crops / crop, [before, g, r], busiest_box(before, CROP))
-        sigma = sigmas.get(name)
-        results.append(RealNoise(Path(name).stem, "?" if sigma is None else f"{float(sigma):.1f}", crop))
+        results.append(RealNoise(Path(name).stem, readings.get(name, "no JSON record"), crop))
     return results
 
 

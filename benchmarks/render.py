@@ -521,15 +521,16 @@ def crops_section(
             "### Real noise",
             "",
             "RNI15 (real noisy photos, no ground truth), first three images; left to right: input | default "
-            "`imgdiff denoise` (Gaussian model, σ estimated by `--sigma auto`) | `imgdiff denoise --mode real` "
-            "(blind real-photo model):",
+            "`imgdiff denoise` (no options: its noise reading picks the Gaussian model at the estimated σ or the "
+            "real-photo model; what it read is given per image) | `imgdiff denoise --mode real` (blind "
+            "real-photo model):",
             "",
         ]
         for r in rni:
             lines += [
-                f"- `{r.name}` (estimated σ {r.sigma}):",
+                f"- `{r.name}` (default: {r.reading}):",
                 "",
-                f"  ![input | gaussian auto | real](bench/{r.crop})",
+                f"  ![input | default | real](bench/{r.crop})",
                 "",
             ]
     if real_sr:
