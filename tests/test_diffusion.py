@@ -104,3 +104,14 @@ def test_preconditioning_scalings():
     out = d(x, sigma)
     assert torch.allclose(out, x * c_skip[:, None, None, None])
     assert torch.allclose(edm_loss_weight(sigma, 0.5), 1 / c_out**2)
+
+
+def test_restoration_steps_refine_the_mean_from_a_low_sigma():
+    """Step 1 is always the conditional mean from sigma_max; further steps restart at REFINE_SIGMA."""
+    from imgdiff.pipelines.restore import REFINE_SIGMA, restore_sigmas
+
+    assert restore_sigmas(1, 0.002, 20.0).tolist() == [20.0, 0.0]
+    s = restore_sigmas(4, 0.002, 20.0)
+    assert len(s) == 5 and s[0] == 20.0 and abs(float(s[1]) - REFINE_SIGMA) < 1e-7 and s[-1] == 0
+    assert bool((s[1:-1] > 0).all()) and bool((s[:-1] > s[1:]).all())
+    assert abs(float(s[-2]) - 0.002) < 1e-6
