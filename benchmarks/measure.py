@@ -473,15 +473,15 @@ class RealNoise:
 
 
 def default_reading(rec: dict) -> str:
-    """'camera noise -> real model' or 'white noise -> gaussian model, sigma 12.3', from a --json record."""
+    """'camera noise → real-photo model' or 'white noise → Gaussian model, σ 12.3', from a --json record."""
     model = "real-photo" if rec.get("mode") == "real" else "Gaussian"
     sigma = f", σ {float(rec['sigma']):.1f}" if rec.get("sigma") is not None else ""
     return f"{rec.get('noise', '?')} noise → {model} model{sigma}"
 
 
 def bench_real_noise(bench: Path, tmp: Path, crops: Path) -> list[RealNoise]:
-    """Real noisy photos, no ground truth, judged by eye: the default (Gaussian, sigma auto) and the
-    blind real-photo mode (`--mode real`) side by side."""
+    """Real noisy photos, no ground truth, judged by eye: the default (its noise reading picks the model)
+    and the blind real-photo mode (`--mode real`) side by side."""
     data = load_set(bench, "RNI15", RNI_IMAGES)
     src = tmp / "rni"
     write_pngs(src, data.names, data.images)

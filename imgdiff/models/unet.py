@@ -25,6 +25,8 @@ class UNetConfig:
     base: int = 32
     mults: list[int] = field(default_factory=lambda: [1, 2, 4])
     blocks: int | list[int] = 2  # residual blocks per level: one count for all, or one per level
+    unshuffle: int = 2
+    emb_dim: int = 128
 
     def level_blocks(self) -> list[int]:
         """Blocks at each level; a list lets capacity grow where the grid is small and int8 is cheap."""
@@ -33,9 +35,6 @@ class UNetConfig:
         if len(self.blocks) != len(self.mults):
             raise ValueError(f"blocks {self.blocks} needs one count per level of mults {self.mults}")
         return list(self.blocks)
-
-    unshuffle: int = 2
-    emb_dim: int = 128
 
     def to_dict(self) -> dict:
         return asdict(self)
