@@ -19,10 +19,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from benchmarks.style import _swd, patches
 from imgdiff.colour import to_lab
+from imgdiff.eval.metrics import texture_distance
 
-SCALES = (1, 2, 4)
+__all__ = ["texture_distance", "seam_ratio", "sharpness", "random_crops", "blurred"]
 
 
 def seam_ratio(a: np.ndarray) -> float:
@@ -30,14 +30,6 @@ def seam_ratio(a: np.ndarray) -> float:
     inner = 0.5 * (np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=0)).mean())
     seam = 0.5 * (np.abs(x[:, 0] - x[:, -1]).mean() + np.abs(x[0] - x[-1]).mean())
     return float(seam / max(inner, 1e-9))
-
-
-def _pooled(images: list[np.ndarray], scale: int) -> np.ndarray:
-    return np.concatenate([patches(a, scale) for a in images])
-
-
-def texture_distance(samples: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    return float(np.mean([_swd(_pooled(samples, s), _pooled(reference, s)) for s in SCALES]))
 
 
 def _laplacian_energy(a: np.ndarray) -> float:

@@ -48,7 +48,8 @@ def camera_section(rows: list[CameraRow]) -> list[str]:
         f"JPEG at quality {JPEG_QUALITY}), at three ISO levels (shot, read variances in linear raw: "
         + ", ".join(f"{k} {v[0]:g}, {v[1]:g}" for k, v in ISO_LEVELS.items())
         + "). imgdiff: `imgdiff denoise DIR -o OUT` with no options (the default must detect camera noise) "
-        "and with `--mode real`; NL-means and CBM3D are given the true noise standard deviation of each "
+        "and with `--mode real`, and with `--steps 4` (the texture knob: the MMSE estimate refined by "
+        "sampling from a low noise level); NL-means and CBM3D are given the true noise standard deviation of each "
         "image (std of noisy - clean, which also counts demosaicing and JPEG error). RGB PSNR / SSIM; "
         "texture = high-frequency energy of the output over the clean image's on each image's most "
         "textured 96x96 square (1 = kept, below 1 = smoothed; target within ±15 %). CBM3D on the first "
@@ -57,7 +58,8 @@ def camera_section(rows: list[CameraRow]) -> list[str]:
         "",
     ]
     header = ["set", "ISO", "images", "true σ", "input", "NL-means", "CBM3D", "imgdiff default", "--mode real"]
-    header += ["default − CBM3D (same images)", "texture: CBM3D / default / real"]
+    header += ["--steps 4", "default − CBM3D (same images)", "--steps 4 − CBM3D"]
+    header += ["texture: input / CBM3D / default / real / --steps 4"]
     body = []
     for r in rows:
         n = r.bm3d_images
@@ -67,9 +69,10 @@ def camera_section(rows: list[CameraRow]) -> list[str]:
             return f"{r.mean(m):.2f} / {np.mean(r.scores[m].ssim):.3f}"
 
         gap = f"{r.mean('imgdiff', n) - cb:+.2f}" if cb is not None else "—"
+        gap4 = f"{r.mean('imgdiff-steps4', n) - cb:+.2f}" if cb is not None and "imgdiff-steps4" in r.methods else "—"
         tex = " / ".join(
-            f"{np.mean(r.texture[m][: n or None]):.2f}" if r.texture[m] else "—"
-            for m in ("cbm3d", "imgdiff", "imgdiff-real")
+            f"{np.mean(r.texture[m][: n or None]):.2f}" if r.texture.get(m) else "—"
+            for m in ("input", "cbm3d", "imgdiff", "imgdiff-real", "imgdiff-steps4")
         )
         body.append(
             [
@@ -82,7 +85,9 @@ def camera_section(rows: list[CameraRow]) -> list[str]:
                 f"{cb:.2f} ({n})" if cb is not None else "—",
                 cell("imgdiff"),
                 cell("imgdiff-real"),
+                cell("imgdiff-steps4") if "imgdiff-steps4" in r.methods else "—",
                 gap,
+                gap4,
                 tex,
             ]
         )
@@ -390,7 +395,11 @@ def speed_section(den: list[DenoiseRow], sr: list[SRRow], big: list[BigRun] | No
 
 
 def precision_section(
-    rows: list[PrecisionRow], den: list[DenoiseRow], sr: list[SRRow], overhead: tuple[float, float] | None, isa: str
+    rows: list[PrecisionRow],
+    den: list[DenoiseRow],
+    sr: list[SRRow],
+    overhead: tuple[float, float, float] | None,
+    isa: str,
 ) -> list[str]:
     """What --precision auto chose on this CPU, its quality cost against fp32 on every row, and the
     speed of each instruction-set path against the peers the targets name."""
@@ -450,11 +459,11 @@ def precision_section(
         lines += table(["row", "peer s/MP", "auto", "fp32", "AVX2-capped"], body)
         lines.append("")
     if overhead:
-        call, imp = overhead
+        call, imp, added = overhead
         lines += [
             f"Per-call overhead: a whole `imgdiff denoise` of a 64x64 image takes {call:.2f} s; "
-            f"`python -c 'import torch'` alone {imp:.2f} s: imgdiff adds {call - imp:.2f} s "
-            "(target ≤ 0.30; medians of 3).",
+            f"`python -c 'import torch'` alone {imp:.2f} s: imgdiff adds {added:.2f} s "
+            "(target ≤ 0.30; 7 interleaved pairs, medians of the times and of the paired differences).",
             "",
         ]
     return lines

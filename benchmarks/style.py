@@ -17,50 +17,24 @@ import cv2
 import numpy as np
 
 from imgdiff.colour import to_lab, to_rgb
-from imgdiff.eval.metrics import ssim
-
-DIRECTIONS = 64
-QUANTILES = 256
-
-
-def _swd(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
-    """Sliced 1-Wasserstein distance between two point sets (N, D) and (M, D)."""
-    rng = np.random.default_rng(seed)
-    d = rng.standard_normal((a.shape[1], DIRECTIONS))
-    d /= np.linalg.norm(d, axis=0, keepdims=True)
-    q = np.linspace(0, 1, QUANTILES)
-    return float(np.mean(np.abs(np.quantile(a @ d, q, axis=0) - np.quantile(b @ d, q, axis=0))))
-
-
-def _subsample(x: np.ndarray, n: int = 40_000, seed: int = 0) -> np.ndarray:
-    if len(x) <= n:
-        return x
-    return x[np.random.default_rng(seed).choice(len(x), n, replace=False)]
+from imgdiff.eval.metrics import lightness_patches, sliced_wasserstein, ssim, subsample
 
 
 def lab_pixels(rgb8: np.ndarray) -> np.ndarray:
-    return _subsample(to_lab(rgb8.astype(np.float32) / 255).reshape(-1, 3).astype(np.float64))
-
-
-def patches(rgb8: np.ndarray, scale: int) -> np.ndarray:
-    """Mean-removed 5x5 lightness patches of the image downscaled by `scale`."""
-    lum = to_lab(rgb8.astype(np.float32) / 255)[..., 0]
-    if scale > 1:
-        lum = cv2.resize(lum, (lum.shape[1] // scale, lum.shape[0] // scale), interpolation=cv2.INTER_AREA)
-    win = np.lib.stride_tricks.sliding_window_view(lum, (5, 5))[::2, ::2].reshape(-1, 25).astype(np.float64)
-    return _subsample(win - win.mean(1, keepdims=True))
+    return subsample(to_lab(rgb8.astype(np.float32) / 255).reshape(-1, 3).astype(np.float64))
 
 
 def palette_ratio(out: np.ndarray, content: np.ndarray, style: np.ndarray) -> float:
     s = lab_pixels(style)
-    return _swd(lab_pixels(out), s) / max(_swd(lab_pixels(content), s), 1e-9)
+    return sliced_wasserstein(lab_pixels(out), s) / max(sliced_wasserstein(lab_pixels(content), s), 1e-9)
 
 
 def texture_ratio(out: np.ndarray, content: np.ndarray, style: np.ndarray) -> float:
     ratios = []
     for scale in (1, 2, 4):
-        s = patches(style, scale)
-        ratios.append(_swd(patches(out, scale), s) / max(_swd(patches(content, scale), s), 1e-9))
+        s = lightness_patches(style, scale)
+        own = sliced_wasserstein(lightness_patches(content, scale), s)
+        ratios.append(sliced_wasserstein(lightness_patches(out, scale), s) / max(own, 1e-9))
     return float(np.mean(ratios))
 
 

@@ -58,7 +58,14 @@ def default_config(task: str) -> dict:
         return {"architecture": ARCHITECTURE, "task": "restore", "net": net.to_dict(), **extra}
     elif task == "generate":
         net = UNetConfig(base=32, mults=[1, 2, 4, 8], blocks=2)
-        extra = {"sigma_data": 0.5, "sigma_min": 0.002, "sigma_max": 80.0, "size": 64, "zoom": [0.15, 0.6]}
+        extra = {
+            "sigma_data": 0.5,
+            "sigma_min": 0.002,
+            "sigma_max": 80.0,
+            "size": 64,
+            "zoom": [0.15, 0.6],
+            "val_samples": 8,
+        }
     else:
         raise ValueError(f"unknown task {task!r}")
     return {"architecture": ARCHITECTURE, "task": task.split("-")[0], "net": net.to_dict(), **extra}

@@ -257,3 +257,46 @@ def test_net_overrides_take_one_block_count_or_one_per_level():
     assert parse_net("blocks=2/2/3/4") == {"blocks": [2, 2, 3, 4]}
     with pytest.raises(ValueError, match="not an integer"):
         parse_net("blocks=2/x")
+
+
+def test_texture_distance_tells_a_texture_from_its_smear():
+    """The generate benchmark's and trainer's statistic: other crops of the same photo are nearer
+    than those crops blurred, and a set is at distance 0 from itself."""
+    import cv2
+
+    from imgdiff.eval.metrics import texture_distance
+
+    a = np.asarray(Image.open(EXAMPLES / "clean.png").convert("RGB"))
+    crops = [np.ascontiguousarray(a[y : y + 64, x : x + 64]) for y in (0, 64) for x in (0, 64, 128)]
+    ref, other = crops[:3], crops[3:]
+    smear = [cv2.GaussianBlur(c, (0, 0), 2.0) for c in other]
+    assert texture_distance(ref, ref) == 0
+    assert texture_distance(other, ref) < texture_distance(smear, ref)
+
+
+def test_generate_runs_choose_checkpoints_on_their_samples(runner, tmp_path):
+    """A generate run's score is minus the texture distance of its fixed-seed samples (the loss is
+    still logged), and a checkpoint from before the key keeps the loss as its score."""
+    import torch
+
+    from imgdiff.models import build_denoiser
+    from imgdiff.tasks import default_config
+    from imgdiff.train.trainer import validate
+
+    data = make_corpus(tmp_path / "data")
+    out, run = tmp_path / "g.safetensors", tmp_path / "run"
+    small = ["--net", "base=8,mults=1/2,emb_dim=16", "--batch", "2", "--max-steps", "1", "--threads", "1", "-q"]
+    r = cli(runner, "train", "--task", "generate", "--data", str(data), "--out", str(out), "--run-dir", str(run),
+            "--zoom", "0.5,1", *small)  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert read_config(out)["zoom"] == [0.5, 1.0]
+    for bad in ("0,1", "0.5,nan", "0.8,0.5", "1,2", "half", "0.5"):
+        r = cli(runner, "train", "--task", "generate", "--data", str(data), "--out", str(out), "--zoom", bad, *small)
+        assert r.exit_code == 2 and f"--zoom {bad!r}" in r.stderr, (bad, r.stderr)
+    figures = read_config(out)["validation"]
+    assert figures["texture_distance"] > 0 and figures["score"] == -figures["texture_distance"]
+    assert figures["loss"] > 0
+    cfg = {k: v for k, v in default_config("generate").items() if k != "val_samples"}
+    cfg["net"] = {**cfg["net"], "base": 8, "mults": [1, 2], "emb_dim": 16}
+    old = validate(cfg, build_denoiser(cfg), torch.zeros(2, 3, 32, 32))
+    assert "texture_distance" not in old and old["score"] == -old["loss"]

@@ -35,6 +35,13 @@ def train(
             "ignored with --resume, whose state fixes the shape)."
         ),
     ] = "",
+    zoom: Annotated[
+        str,
+        typer.Option(
+            help="Crop scale range 'LO,HI' (0 < LO <= HI <= 1): a crop is a region 1/zoom times larger, "
+            "area-downscaled (default: the task's; ignored with --resume)."
+        ),
+    ] = "",
     minutes: Annotated[
         float,
         typer.Option(
@@ -64,12 +71,13 @@ def train(
     """Train (or resume training) a checkpoint on folders of clean images."""
     from ..device import resolve_device
     from ..train.data import check_shares
-    from ..train.trainer import TrainOptions, parse_data, parse_net, resolve_select
+    from ..train.trainer import TrainOptions, parse_data, parse_net, parse_zoom, resolve_select
     from ..train.trainer import train as run_training
 
     try:
         resolve_device(device)
         net_overrides = parse_net(net)
+        zoom_range = parse_zoom(zoom) if zoom else None
         sources = [parse_data(d) for d in data]
         check_shares([src.share for src in sources])
         resolve_select(sources, select)
@@ -98,6 +106,7 @@ def train(
         resume=resume,
         init=init,
         net=net_overrides,
+        zoom=zoom_range,
         quiet=quiet,
         command=" ".join(["imgdiff", *sys.argv[1:]]),
         select=select,

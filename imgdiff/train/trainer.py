@@ -88,6 +88,7 @@ class TrainOptions:
     resume: bool = False
     init: Path | None = None  # start from these weights (fine-tuning), fresh optimiser
     net: dict | None = None  # network-shape overrides, e.g. {"unshuffle": 4}
+    zoom: tuple[float, float] | None = None  # crop scale range of a new run (default: the task's)
     quiet: bool = False
     command: str = ""  # how this run was launched, recorded in the checkpoint
     select: str = ""  # the data folder whose held-out slice chooses checkpoints (default: the last)
@@ -140,8 +141,25 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
                 losses.append(float(((den - val) ** 2).mean()) * weight)
         out["loss"] = sum(losses) / len(losses)
         out["score"] = -out["loss"]
+        if cfg.get("val_samples"):  # runs from before the key keep the loss their stored best was
+            out["texture_distance"] = sample_distance(product, rt, val, int(cfg["val_samples"]))
+            out["score"] = -out["texture_distance"]
     model.train(was_training)
     return {k: round(v, 4) for k, v in out.items()}
+
+
+def sample_distance(product, rt, val: torch.Tensor, n: int) -> float:
+    """Texture distance (the generate benchmark's) of n fixed-seed samples at twice the training
+    size, drawn by the product's own sampler, to the held-out crops. The denoising loss does not see
+    what users see: a fine-tune on textures lowered it while its samples went from smears to
+    over-sharp grain (2026-12-03), so generate runs choose checkpoints on their samples."""
+    from ..eval.metrics import texture_distance
+    from ..io import to_u8
+    from ..pipelines.generate import generate_image
+
+    side = 2 * int(product.config.get("size", 64))
+    samples = [to_u8(generate_image(product, rt, side, side, seed=i).pixels) for i in range(n)]
+    return texture_distance(samples, [to_u8(as_image(v).pixels) for v in val])
 
 
 def as_image(x: torch.Tensor):
@@ -174,6 +192,17 @@ def parse_net(spec: str) -> dict:
         except ValueError:
             raise ValueError(f"--net {item!r}: {val!r} is not an integer") from None
     return out
+
+
+def parse_zoom(spec: str) -> tuple[float, float]:
+    """'0.25,1' -> (0.25, 1.0): the range a crop's scale is drawn from."""
+    try:
+        lo, hi = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise ValueError(f"--zoom {spec!r}: expected LO,HI, e.g. 0.25,1") from None
+    if not 0 < lo <= hi <= 1:  # also false for NaN
+        raise ValueError(f"--zoom {spec!r}: expected 0 < LO <= HI <= 1")
+    return lo, hi
 
 
 def load_matching(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> list[str]:
@@ -259,6 +288,8 @@ def train(opts: TrainOptions) -> dict:
     else:
         cfg = default_config(opts.task)
         cfg["net"] = {**cfg["net"], **(opts.net or {})}
+    if opts.zoom and not state:
+        cfg["zoom"] = list(opts.zoom)
     torch.manual_seed(opts.seed)  # a fresh network's initial weights
     model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)
     if opts.init and not state:
@@ -362,7 +393,6 @@ def train(opts: TrainOptions) -> dict:
         if step % 25 == 0 or step == start_step + 1:  # a host sync each step would stall the GPU
             running = float(loss) if step == start_step + 1 else 0.8 * running + 0.2 * float(loss)
         if step % opts.val_every == 0 or time.time() - last_val > 600:
-            last_val = time.time()
             figures = validate_all()
             writer.writerow(
                 [step, round((time.time() - t0) / 60, 2), f"{lr:.2e}", f"{running:.5f}", json.dumps(figures)]
@@ -373,6 +403,7 @@ def train(opts: TrainOptions) -> dict:
                 best = figures["score"]
                 save_best(figures)
             save_state()
+            last_val = time.time()  # ten minutes of training between validations, however long they take
 
     fitter.fit(sample, progress, after_step, autocast)
     step = fitter.step
