@@ -52,7 +52,9 @@ def main() -> None:
             noisy = [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
             src = Path(tmp) / f"in{k}"
             write_pngs(src, names, noisy)
-            cells = [f"input {np.mean([psnr(n, c) for n, c in zip(noisy, cleans, strict=True)]):.2f}"]
+            db = np.mean([psnr(n, c) for n, c in zip(noisy, cleans, strict=True)])
+            tex = np.mean([texture_ratio(n, c, b) for n, c, b in zip(noisy, cleans, boxes, strict=True)])
+            cells = [f"input {db:.2f} dB, texture {tex:.2f}"]
             for j, model in enumerate(args.model):
                 dst = Path(tmp) / f"out{k}_{j}"
                 spec = str(Path(model).resolve()) if Path(model).is_file() else model  # the CLI runs in the repo root
