@@ -3,11 +3,12 @@
 python benchmarks/camera_photos.py --model weights/denoise-real.safetensors --model runs/X/best.safetensors
 
 Each held-out photograph of build-photos.sh (the slice the trainer validates on, never trained on) is
-centre-cropped to 256x256 and recorded by the benchmark's camera (benchmarks/camera.py: not the
-training pipeline) at its three ISO levels; each model then denoises the crops through the CLI
-(`imgdiff denoise DIR --model M`, default ensemble, one step). Prints RGB PSNR and the texture ratio
-(high-frequency energy over the clean crop's on its most textured 96x96 square) per ISO: the figures
-a checkpoint is shipped on before the full benchmark, which measures only at its end.
+centre-cropped to 256x256 (a smaller one to its short side) and recorded by the benchmark's camera
+(benchmarks/camera.py: not the training pipeline) at its three ISO levels; each model then denoises
+the crops through the CLI (`imgdiff denoise DIR --model M`, default ensemble, one step). Prints RGB
+PSNR and the texture ratio (high-frequency energy over the clean crop's on its most textured 96x96
+square) per ISO: the figures a checkpoint is shipped on before the full benchmark, which measures
+only at its end.
 """
 
 from __future__ import annotations
@@ -22,18 +23,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.camera import ISO_LEVELS, even, most_textured_box, record, texture_ratio  # noqa: E402
-from benchmarks.measure import imgdiff_cli, load_u8, read_outputs, write_pngs  # noqa: E402
+from benchmarks.camera import ISO_LEVELS, most_textured_box, record, texture_ratio  # noqa: E402
+from benchmarks.measure import imgdiff_cli, load_photo_slice, read_outputs, write_pngs  # noqa: E402
 from imgdiff.eval.metrics import psnr  # noqa: E402
-from imgdiff.train.data import split_images  # noqa: E402
 
 SEED = 7  # not the benchmark's seed: another draw of the same camera
-
-
-def centre(a: np.ndarray, side: int) -> np.ndarray:
-    h, w = a.shape[:2]
-    y, x = (h - side) // 2, (w - side) // 2
-    return even(np.ascontiguousarray(a[y : y + side, x : x + side]))
 
 
 def main() -> None:
@@ -42,11 +36,12 @@ def main() -> None:
     p.add_argument("--photos", type=Path, default=ROOT / "photos", help="build-photos.sh output")
     p.add_argument("--crop", type=int, default=256)
     args = p.parse_args()
-    held = split_images(args.photos)[1]
-    cleans = [centre(a, args.crop) for a in (load_u8(q) for q in held) if min(a.shape[:2]) >= args.crop]
-    names = [f"{i:03d}.png" for i in range(len(cleans))]
+    held = load_photo_slice(args.photos, None, args.crop)
+    if held is None:
+        sys.exit(f"benchmarks/camera_photos.py: no held-out photographs in {args.photos}")
+    cleans, names = held.images, held.names
     boxes = [most_textured_box(c) for c in cleans]
-    print(f"{len(cleans)} held-out photographs, {args.crop}x{args.crop} centre crops")
+    print(f"{len(cleans)} held-out photographs, centre crops of up to {args.crop}x{args.crop}")
     with tempfile.TemporaryDirectory() as tmp:
         for k, iso in enumerate(ISO_LEVELS):
             noisy = [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]

@@ -20,9 +20,6 @@ import cv2
 import numpy as np
 
 from imgdiff.colour import to_lab
-from imgdiff.eval.metrics import texture_distance
-
-__all__ = ["texture_distance", "seam_ratio", "sharpness", "random_crops", "blurred"]
 
 
 def seam_ratio(a: np.ndarray) -> float:

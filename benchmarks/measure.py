@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop  # noqa: E402
-from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim  # noqa: E402
+from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim, texture_distance  # noqa: E402
 from imgdiff.io import to_u8  # noqa: E402
 from imgdiff.train.data import list_images, manifest_rows, split_images  # noqa: E402
 
@@ -166,7 +166,7 @@ def load_set(bench: Path, name: str, limit: int | None) -> ImageSet:
     return ImageSet(name, [p.stem + ".png" for p in chosen], [load_u8(p) for p in chosen], len(paths))
 
 
-def load_photo_slice(photos: Path, limit: int | None) -> ImageSet | None:
+def load_photo_slice(photos: Path, limit: int | None, crop: int = PHOTO_CROP) -> ImageSet | None:
     """The held-out validation slice of build-photos.sh's folder (the split the trainer uses), centre-cropped.
 
     Never trained on, and the only natural-photo figure the project can compute itself.
@@ -181,7 +181,7 @@ def load_photo_slice(photos: Path, limit: int | None) -> ImageSet | None:
     for p in held:
         a = load_u8(p)
         h, w = a.shape[:2]
-        s = min(PHOTO_CROP, h, w) // 4 * 4
+        s = min(crop, h, w) // 4 * 4
         images.append(np.ascontiguousarray(a[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]))
     return ImageSet(PHOTO_SET, [p.stem + ".png" for p in held], images, len(all_held))
 
@@ -868,7 +868,7 @@ def bench_generate(photos: Path, tmp: Path, crops: Path, limit: int | None) -> l
                 len(samples),
                 seconds,
                 float(np.mean([gm.seam_ratio(a) for a in samples])),
-                gm.texture_distance(samples, reference),
+                texture_distance(samples, reference),
                 gm.sharpness(samples, reference),
             )
         )
