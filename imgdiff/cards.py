@@ -68,6 +68,7 @@ def model_cards(folder: Path, models: dict) -> str:
             f"| architecture | {cfg['architecture']}: base {net['base']}, mults {net['mults']}, "
             f"{_blocks(net['blocks'])} blocks/level, pixel-unshuffle {net['unshuffle']}, "
             f"condition channels {net['cond_channels']} |",
+            f"| CPU int8 (VNNI) | {_int8(cfg, net)} |",
             f"| degradation trained on | {_degradation(cfg)} |",
             f"| noise range | sigma {cfg['sigma_min']}..{cfg['sigma_max']:.4g} (images in [-1, 1]), "
             f"sigma_data {cfg['sigma_data']} |",
@@ -87,6 +88,17 @@ def model_cards(folder: Path, models: dict) -> str:
 def _blocks(blocks: int | list[int]) -> str:
     """'2' or '2/2/3/4' (one count per level)."""
     return str(blocks) if isinstance(blocks, int) else "/".join(map(str, blocks))
+
+
+def _int8(cfg: dict, net: dict) -> str:
+    """Which blocks `--precision auto` runs in int8 where the CPU has VNNI (models/onednn.py)."""
+    from .models.onednn import int8_min_channels
+
+    n = int8_min_channels(cfg)
+    measured = "measured for this checkpoint" if "int8_min_channels" in cfg else "the default"
+    widths = [net["base"] * m for m in net["mults"]]
+    quantised = [w for w in widths if w >= n]
+    return f"blocks of {'/'.join(map(str, quantised)) or 'no'} channels ({measured}: at least {n})"
 
 
 def _degradation(cfg: dict) -> str:

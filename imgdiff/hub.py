@@ -200,6 +200,9 @@ def check_config_values(path: Path, cfg: dict) -> None:
         raise CheckpointError(f"{path}: config scale must be 1, 2 or 4, not {cfg['scale']!r}")
     if "size" in cfg and not (isinstance(cfg["size"], int) and 8 <= cfg["size"] <= 4096):
         raise CheckpointError(f"{path}: config size must be a whole number of pixels, not {cfg['size']!r}")
+    v = cfg.get("int8_min_channels", 1)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise CheckpointError(f"{path}: config int8_min_channels must be a positive whole number, not {v!r}")
     if not isinstance(cfg.get("degradation", "bicubic"), str):
         raise CheckpointError(f"{path}: config degradation must be a name")
 

@@ -173,3 +173,18 @@ def test_copy_keeps_working(tmp_path):
     dst = tmp_path / "mine.safetensors"
     shutil.copy(src, dst)
     assert hub.load(str(dst), "denoise", CPU).name == "mine.safetensors"
+
+
+@pytest.mark.parametrize("value", ["32", 0, -4, True, 1.5])
+def test_bad_int8_threshold_is_one_error(tmp_path, value):
+    from safetensors.torch import load_file, save_file
+
+    p = tiny_checkpoint(tmp_path / "d.safetensors")
+    cfg = json.loads(read_header(p)["__metadata__"]["imgdiff"])
+    save_file(
+        load_file(str(p)),
+        str(tmp_path / "bad.safetensors"),
+        metadata={"imgdiff": json.dumps({**cfg, "int8_min_channels": value})},
+    )
+    with pytest.raises(CheckpointError, match="int8_min_channels must be a positive whole number"):
+        hub.load(str(tmp_path / "bad.safetensors"), "denoise", CPU)

@@ -140,3 +140,24 @@ def test_per_level_blocks_grow_a_trained_net_without_changing_it():
 def test_per_level_blocks_need_one_count_per_level():
     with pytest.raises(ValueError, match="one count per level"):
         UNet(UNetConfig(base=8, mults=[1, 2, 4], blocks=[2, 3]))
+
+
+@pytest.mark.skipif(not onednn.available(), reason="this torch build has no oneDNN int8 kernels")
+def test_a_checkpoint_chooses_its_int8_levels(tmp_path):
+    """The pipelines quantise from the checkpoint's measured width down, the default from 128."""
+    from imgdiff.device import Runtime
+    from imgdiff.hub import load
+    from imgdiff.pipelines.common import TiledDenoiser
+    from tests.conftest import tiny_checkpoint
+
+    model = load(str(tiny_checkpoint(tmp_path / "d.safetensors")), "denoise", torch.device("cpu"))
+    rt = Runtime(torch.device("cpu"), torch.float32, tile=0, overlap=0, int8=True)
+    blocks = [m for m in model.denoiser.net.modules() if isinstance(m, ResBlock)]
+    widths = {b.conv2.out_channels for b in blocks}
+    assert max(widths) < onednn.INT8_MIN_CHANNELS
+    TiledDenoiser(model, rt, (32, 32), 1)
+    assert all(b.int8 is None for b in blocks)
+    model.config["int8_min_channels"] = min(widths)
+    TiledDenoiser(model, rt, (32, 32), 1)
+    assert all(b.int8 is not None for b in blocks)
+    assert onednn.int8_min_channels(model.config) == min(widths)

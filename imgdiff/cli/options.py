@@ -248,7 +248,7 @@ def load_restore(spec: Optional[str], scale: int, degradation: str, rt, rep: Rep
 def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict:
     """What a PNG's `imgdiff` chunk records: enough to reproduce the pixels (precision changes the last bits)."""
     from ..device import cpu_bf16_path, precision_name
-    from ..models.onednn import INT8_MIN_CHANNELS
+    from ..models.onednn import int8_min_channels
 
     precision = precision_name(rt.dtype)
     cpu_bf16 = rt.device.type == "cpu" and precision == "bfloat16"
@@ -261,7 +261,7 @@ def metadata(task: str, model, rt, common: Common, steps: int, **params) -> dict
         "device": rt.device.type,
         "precision": precision,
         **({"bf16_path": cpu_bf16_path() or "emulated"} if cpu_bf16 else {}),
-        **({"int8_from_channels": INT8_MIN_CHANNELS} if rt.int8 else {}),
+        **({"int8_from_channels": int8_min_channels(model.config)} if rt.int8 else {}),
         "ensemble": rt.ensemble,
         "tile": rt.tile,
         "tile_overlap": rt.overlap,

@@ -159,12 +159,12 @@ class UNet(nn.Module):
         with full:
             return F.pixel_shuffle(self.tail(h.float()), self.cfg.unshuffle)
 
-    def set_int8(self, on: bool) -> None:
-        """int8 convolutions in the blocks at least onednn.INT8_MIN_CHANNELS wide (one-level inference)."""
+    def set_int8(self, on: bool, min_channels: int = onednn.INT8_MIN_CHANNELS) -> None:
+        """int8 convolutions in the blocks at least min_channels wide (one-level inference)."""
         for m in self.modules():
             if not isinstance(m, ResBlock):
                 continue
-            if not (on and m.conv2.out_channels >= onednn.INT8_MIN_CHANNELS):
+            if not (on and m.conv2.out_channels >= min_channels):
                 m.int8 = None
             elif m.int8 is None or [p.source for p in m.int8] != [onednn.weights_id(c) for c in (m.conv1, m.conv2)]:
                 m.int8 = (onednn.PackedConv.of(m.conv1), onednn.PackedConv.of(m.conv2))

@@ -11,6 +11,7 @@ from ..device import Runtime, guarded
 from ..ensemble import dihedral_mean
 from ..hub import LoadedModel
 from ..io import ImageData
+from ..models.onednn import int8_min_channels
 from ..tiling import count_tiles, run_tiled
 
 Progress = Callable[[int, int], None] | None  # (done, total) model evaluations
@@ -56,7 +57,7 @@ class TiledDenoiser:
         self.model, self.rt, self.cond = model, rt, cond
         self.progress = progress
         self.multiple = model.denoiser.net.multiple
-        model.denoiser.net.set_int8(rt.int8)
+        model.denoiser.net.set_int8(rt.int8, int8_min_channels(model.config))
         self.done = 0
         self.total = passes * count_tiles(*size, rt.tile, rt.overlap, self.multiple)
 
