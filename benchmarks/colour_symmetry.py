@@ -21,6 +21,7 @@ from imgdiff import denoise
 from imgdiff.eval.evaluate import add_noise
 from imgdiff.eval.metrics import psnr
 
+ROOT = Path(__file__).resolve().parent.parent
 ORDERS = {"RGB": [0, 1, 2], "GBR": [1, 2, 0], "BRG": [2, 0, 1], "BGR": [2, 1, 0]}
 
 
@@ -50,7 +51,7 @@ def run(photos: Path, model: str, sigmas: tuple[int, ...]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--photos", type=Path, default=Path("photos"))
+    p.add_argument("--photos", type=Path, default=ROOT / "photos", help="build-photos.sh output")
     p.add_argument("--model", default="denoise")
     p.add_argument("--sigma", type=int, action="append", help="repeatable (default 15 and 25)")
     a = p.parse_args()

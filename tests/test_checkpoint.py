@@ -64,12 +64,14 @@ def test_shape_mismatch_is_refused(tmp_path):
         hub.load(str(bad), "denoise", CPU)
 
 
-def rewrite(src, dst, tensors=None, cfg_update=None):
+def rewrite(src, dst, tensors=None, cfg_update=None, top_update=None):
+    """A copy of src with tensors replaced, net config keys (cfg_update) and top-level keys changed."""
     from safetensors.torch import load_file, save_file
 
     cfg = json.loads(read_header(src)["__metadata__"]["imgdiff"])
     for k, v in (cfg_update or {}).items():
         cfg["net"][k] = v
+    cfg.update(top_update or {})
     t = load_file(str(src))
     t.update(tensors or {})
     save_file(t, str(dst), metadata={"imgdiff": json.dumps(cfg)})
@@ -177,14 +179,7 @@ def test_copy_keeps_working(tmp_path):
 
 @pytest.mark.parametrize("value", ["32", 0, -4, True, 1.5])
 def test_bad_int8_threshold_is_one_error(tmp_path, value):
-    from safetensors.torch import load_file, save_file
-
     p = tiny_checkpoint(tmp_path / "d.safetensors")
-    cfg = json.loads(read_header(p)["__metadata__"]["imgdiff"])
-    save_file(
-        load_file(str(p)),
-        str(tmp_path / "bad.safetensors"),
-        metadata={"imgdiff": json.dumps({**cfg, "int8_min_channels": value})},
-    )
+    bad = rewrite(p, tmp_path / "bad.safetensors", top_update={"int8_min_channels": value})
     with pytest.raises(CheckpointError, match="int8_min_channels must be a positive whole number"):
-        hub.load(str(tmp_path / "bad.safetensors"), "denoise", CPU)
+        hub.load(str(bad), "denoise", CPU)
