@@ -6,7 +6,9 @@ Three numbers per set of samples:
   photo crop is well above 1;
 - texture distance: sliced Wasserstein distance of mean-removed 5x5 lightness patches at 3 scales
   (the style benchmark's texture statistic) to a reference set: held-out photographic textures for
-  plain `generate`, the style image for `generate --style`;
+  plain `generate`, the style image for `generate --style`; for plain `generate` twice: against
+  crops at the photographs' own scale, and against crops zoomed out as the model's training crops
+  were (real texture crops at zoom 0.25 score 1.6 against zoom-1 crops, as far as a smear);
 - sharpness: mean squared Laplacian of the lightness over the reference's (1 = as much fine detail,
   below 1 = smoother; the "blurry smears" of the issue read low here).
 
@@ -50,5 +52,58 @@ def random_crops(images: list[np.ndarray], side: int, count: int, seed: int) -> 
     return crops
 
 
+def zoomed_crops(
+    images: list[np.ndarray], side: int, count: int, zooms: tuple[float, ...], seed: int
+) -> list[np.ndarray]:
+    """`count` crops of the images area-downscaled by each zoom in turn: real texture at the scales a
+    generate model learnt from (its training crops zoom out), which zoom-1 crops are not."""
+    scaled = {
+        z: [cv2.resize(a, (round(a.shape[1] * z), round(a.shape[0] * z)), interpolation=cv2.INTER_AREA) for a in images]
+        for z in zooms
+    }
+    rng = np.random.default_rng(seed)
+    crops = []
+    for i in range(count):
+        a = scaled[zooms[i % len(zooms)]][(i // len(zooms)) % len(images)]
+        s = min(side, *a.shape[:2])
+        y, x = int(rng.integers(0, a.shape[0] - s + 1)), int(rng.integers(0, a.shape[1] - s + 1))
+        crops.append(np.ascontiguousarray(a[y : y + s, x : x + s]))
+    return crops
+
+
 def blurred(images: list[np.ndarray], sigma: float = 2.0) -> list[np.ndarray]:
     return [cv2.GaussianBlur(a, (0, 0), sigma) for a in images]
+
+
+def main() -> None:
+    """python benchmarks/generate.py: how far real texture is from itself at another scale.
+
+    Crops of the held-out photographic textures, area-downscaled by each zoom, against zoom-1 crops of
+    the same images (docs/TRAINING.md): the texture distance counts a change of scale as it counts a
+    smear, so generated samples must be compared with crops at the scales their model learnt from."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from benchmarks.measure import held_out_textures
+    from imgdiff.eval.metrics import texture_distance
+
+    p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    p.add_argument("--photos", type=Path, default=root / "photos", help="build-photos.sh output")
+    args = p.parse_args()
+    refs = held_out_textures(args.photos)
+    reference = random_crops(refs, 256, 8, seed=1)
+    print(f"{len(refs)} held-out textures; reference: 8 zoom-1 crops of 256²")
+    print("| crops of 128² at zoom | texture distance | sharpness |")
+    print("| --- | --- | --- |")
+    for z in (1.0, 0.75, 0.5, 0.35, 0.25):
+        crops = zoomed_crops(refs, 128, 8, (z,), seed=2)
+        print(f"| {z:g} | {texture_distance(crops, reference):.3f} | {sharpness(crops, reference):.2f} |")
+    smear = blurred(random_crops(refs, 256, 8, seed=2))
+    print(f"| 1, blurred σ 2 px | {texture_distance(smear, reference):.3f} | {sharpness(smear, reference):.2f} |")
+
+
+if __name__ == "__main__":
+    main()

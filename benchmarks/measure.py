@@ -37,10 +37,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from imgdiff.checkpoint import read_config  # noqa: E402
 from imgdiff.eval.evaluate import NLM_H, MethodScores, add_noise, bicubic, load_u8, modcrop  # noqa: E402
 from imgdiff.eval.metrics import psnr, psnr_y, rgb_to_y, ssim, texture_distance  # noqa: E402
 from imgdiff.io import to_u8  # noqa: E402
-from imgdiff.train.data import list_images, manifest_rows, split_images  # noqa: E402
+from imgdiff.tasks import crop_zoom  # noqa: E402
+from imgdiff.train.data import list_images, manifest_rows, split_images, zoom_levels  # noqa: E402
 
 SEED = 0  # image i of a set gets noise seed SEED + i, as imgdiff/eval/evaluate.py does
 DENOISE_ROWS = [("CBSD68", 15), ("CBSD68", 25), ("CBSD68", 50), ("Kodak24", 25), ("McMaster", 25)]
@@ -832,6 +834,7 @@ class GenerateRow:
     seam: float
     distance: float
     sharpness: float
+    distance_zoomed: float | None = None  # to held-out crops at the model's training zooms
 
 
 def held_out_textures(photos: Path) -> list[np.ndarray]:
@@ -841,6 +844,11 @@ def held_out_textures(photos: Path) -> list[np.ndarray]:
     classes = {Path(r["name"]).stem: r.get("cls", "") for r in manifest_rows(photos) or []}
     textures = [p for p in held if classes.get(p.stem) == "texture"] or held
     return [a for a in (load_u8(p) for p in textures) if min(a.shape[:2]) >= GEN_SIDE]
+
+
+def generate_zooms() -> tuple[float, ...]:
+    """The zooms of the shipped generate model's training crops (its config), as its runs validate."""
+    return zoom_levels(crop_zoom(read_config(ROOT / "weights/generate.safetensors")))
 
 
 def bench_generate(photos: Path, tmp: Path, crops: Path, limit: int | None) -> list[GenerateRow]:
@@ -853,10 +861,12 @@ def bench_generate(photos: Path, tmp: Path, crops: Path, limit: int | None) -> l
     n = min(GEN_SAMPLES, limit or GEN_SAMPLES)
     style = load_u8(ROOT / "docs/examples/style.png")
     side = min(GEN_SIDE, *style.shape[:2]) // 2 * 2
+    zooms = generate_zooms()
     references = {
         "held-out textures": gm.random_crops(refs, GEN_SIDE, 2 * n, seed=1),
         "style image": gm.random_crops([style], side // 2, 2 * n, seed=1),
     }
+    zoomed = gm.zoomed_crops(refs, GEN_SIDE // 2, 8 * len(zooms), zooms, seed=1)
     rows = []
 
     def row(label: str, ref: str, samples: list[np.ndarray], seconds: float = 0.0) -> None:
@@ -870,15 +880,21 @@ def bench_generate(photos: Path, tmp: Path, crops: Path, limit: int | None) -> l
                 float(np.mean([gm.seam_ratio(a) for a in samples])),
                 texture_distance(samples, reference),
                 gm.sharpness(samples, reference),
+                texture_distance(samples, zoomed) if ref == "held-out textures" else None,
             )
         )
+        r = rows[-1]
         log(
-            f"  {label}: seam {rows[-1].seam:.2f}, distance {rows[-1].distance:.3f}, sharpness {rows[-1].sharpness:.2f}"
+            f"  {label}: seam {r.seam:.2f}, distance {r.distance:.3f}"
+            + ("" if r.distance_zoomed is None else f" (at the training zooms {r.distance_zoomed:.3f})")
+            + f", sharpness {r.sharpness:.2f}"
         )
 
     control = gm.random_crops(refs, GEN_SIDE, n, seed=2)
     row("held-out texture crops (control)", "held-out textures", control)
     row("the same crops blurred, σ 2 px (control)", "held-out textures", gm.blurred(control))
+    control = gm.zoomed_crops(refs, GEN_SIDE // 2, 2 * len(zooms), zooms, seed=2)
+    row("held-out crops at the training zooms (control)", "held-out textures", control)
     outs = {}
     for label, extra in (
         ("imgdiff generate", ()),

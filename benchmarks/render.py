@@ -703,7 +703,7 @@ def style_section(rows: list, learning: tuple[float, float] | None) -> list[str]
 def generate_section(rows: list) -> list[str]:
     if not rows:
         return []
-    from benchmarks.measure import GEN_SIDE
+    from benchmarks.measure import GEN_SIDE, generate_zooms
 
     lines = [
         "## Generated textures",
@@ -713,7 +713,12 @@ def generate_section(rows: list) -> list[str]:
         "Seam ratio: mean absolute step across the wrap-around seams over the mean step between "
         "neighbouring pixels inside (1 = seamless when tiled); texture distance: sliced Wasserstein "
         "distance of mean-removed 5x5 lightness patches at 3 scales to the reference (held-out "
-        "photographic textures of `build-photos.sh`, or crops of the style image); sharpness: mean "
+        "photographic textures of `build-photos.sh`, or crops of the style image), and for the held-out "
+        "textures also to their crops area-downscaled by the zooms the shipped `generate` was trained "
+        f"at ({', '.join(f'{z:g}' for z in generate_zooms())}: the middles of its crop-zoom range, the way its "
+        "training runs validate): a model trained on zoomed-out crops draws denser texture than the "
+        "photographs show at their own scale, which the first distance counts against it (third control); "
+        "sharpness: mean "
         "squared Laplacian of the lightness over the reference's (below 1 = smoother). The controls "
         "are other crops of the reference (what a real texture scores) and those crops blurred "
         "(what a smear scores); `benchmarks/generate.py`. Time: whole CLI call per sample, style "
@@ -721,11 +726,13 @@ def generate_section(rows: list) -> list[str]:
         "",
     ]
     body = [
-        [r.label, r.reference, str(r.samples), f"{r.seam:.2f}", f"{r.distance:.3f}", f"{r.sharpness:.2f}",
+        [r.label, r.reference, str(r.samples), f"{r.seam:.2f}", f"{r.distance:.3f}",
+         "—" if r.distance_zoomed is None else f"{r.distance_zoomed:.3f}", f"{r.sharpness:.2f}",
          f"{r.seconds:.1f}" if r.seconds else "—"]
         for r in rows
     ]  # fmt: skip
-    lines += table(["samples", "reference", "n", "seam ratio", "texture distance ↓", "sharpness", "s / sample"], body)
+    header = ["samples", "reference", "n", "seam ratio", "texture distance ↓", "at training zooms ↓", "sharpness"]
+    lines += table([*header, "s / sample"], body)
     lines += ["", "First `--tileable` sample of each, tiled 2x2 (plain | example style):", ""]
     lines += ["![generate --tileable, tiled 2x2](bench/generate_tiled.jpg)", ""]
     return lines

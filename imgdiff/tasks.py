@@ -69,3 +69,10 @@ def default_config(task: str) -> dict:
     else:
         raise ValueError(f"unknown task {task!r}")
     return {"architecture": ARCHITECTURE, "task": task.split("-")[0], "net": net.to_dict(), **extra}
+
+
+def crop_zoom(cfg: dict) -> tuple[float, float]:
+    """The crop zoom range a checkpoint learnt from; configs from before the key ran as generate
+    0.15-0.6, every other task 1 (no zoom)."""
+    lo, hi = cfg.get("zoom", (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0))
+    return float(lo), float(hi)

@@ -274,6 +274,52 @@ def test_texture_distance_tells_a_texture_from_its_smear():
     assert texture_distance(other, ref) < texture_distance(smear, ref)
 
 
+def test_zoom_levels_are_the_middles_of_the_training_zoom_range():
+    """Held-out crops for generate runs and the benchmark are zoomed where training crops are."""
+    from imgdiff.tasks import crop_zoom, default_config
+    from imgdiff.train.data import zoom_levels
+
+    assert zoom_levels((0.25, 1.0)) == (0.34375, 0.53125, 0.71875, 0.90625)
+    assert zoom_levels([0.5, 0.5]) == (0.5,) and zoom_levels((1.0, 1.0), n=3) == (1.0,)
+    assert crop_zoom(default_config("generate")) == (0.15, 0.6) == crop_zoom({"task": "generate"})
+    assert crop_zoom({"task": "denoise"}) == (1.0, 1.0)
+    assert crop_zoom({"task": "generate", "zoom": [0.25, 1]}) == (0.25, 1.0)
+
+
+def test_generate_runs_draw_their_samples_once_for_every_held_out_set(runner, tmp_path, monkeypatch):
+    """Two data folders, two held-out sets: one set of samples (the costly part) judged against both,
+    against crops at the run's training zooms and twice the training size."""
+    import imgdiff.train.trainer as trainer
+
+    calls, sides = [], []
+    draw = trainer.draw_samples
+    crops = trainer.validation_crops
+
+    def counted(*a, **k):
+        calls.append(1)
+        return draw(*a, **k)
+
+    def recorded(paths, size=256, zoom=1.0, grid=1):
+        sides.append((size, zoom))
+        return crops(paths, size, zoom, grid)
+
+    monkeypatch.setattr(trainer, "draw_samples", counted)
+    monkeypatch.setattr(trainer, "validation_crops", recorded)
+    a, b = make_corpus(tmp_path / "a"), make_corpus(tmp_path / "b")
+    for f in b.iterdir():  # other held-out crops than a's
+        Image.open(f).transpose(Image.Transpose.ROTATE_90).save(f)
+    out = tmp_path / "g.safetensors"
+    r = cli(runner, "train", "--task", "generate", "--data", str(a), "--data", str(b), "--select", "b",
+            "--out", str(out), "--run-dir", str(tmp_path / "run"), "--zoom", "0.5,1", "--net",
+            "base=8,mults=1/2,emb_dim=16", "--batch", "2", "--max-steps", "1", "--threads", "1", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    figures = read_config(out)["validation"]
+    assert figures["select"] == "b" and figures["score"] == -figures["b"]["texture_distance"]
+    assert figures["a"]["texture_distance"] > 0 and figures["a"]["texture_distance"] != figures["b"]["texture_distance"]
+    assert len(calls) == 1  # the run validated once (at its end), both sets on the same samples
+    assert sorted(set(sides)) == [(128, z) for z in (0.5625, 0.6875, 0.8125, 0.9375)]
+
+
 def test_generate_runs_choose_checkpoints_on_their_samples(runner, tmp_path):
     """A generate run's score is minus the texture distance of its fixed-seed samples (the loss is
     still logged), and a checkpoint from before the key keeps the loss as its score."""

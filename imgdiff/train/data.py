@@ -161,6 +161,15 @@ class ImageBank:
         return torch.stack(out) / 127.5 - 1
 
 
+def zoom_levels(zoom: tuple[float, float] | list[float], n: int = 4) -> tuple[float, ...]:
+    """The midpoints of n equal slices of a crop zoom range: held-out crops drawn at these see texture
+    at the scales ImageBank.sample's training crops do (it draws the zoom uniformly)."""
+    lo, hi = (float(z) for z in zoom)
+    if lo == hi:
+        return (lo,)
+    return tuple(round(lo + (hi - lo) * (i + 0.5) / n, 6) for i in range(n))
+
+
 def validation_crops(paths: list[Path], size: int = 256, zoom: float = 1.0, grid: int = 1) -> torch.Tensor:
     """grid x grid evenly spread crops of each held-out image (area-downscaled by zoom first).
 

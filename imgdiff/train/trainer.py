@@ -24,8 +24,8 @@ from ..errors import UsageError
 from ..hub import sha256_file
 from ..models import build_denoiser
 from ..models.unet import UNetConfig
-from ..tasks import default_config, sigma_from_255
-from .data import ImageBank, check_shares, split_images, validation_crops
+from ..tasks import crop_zoom, default_config, sigma_from_255
+from .data import ImageBank, check_shares, split_images, validation_crops, zoom_levels
 from .degrade import quantise
 from .fit import Fitter, Recipe
 from .objectives import degraded_input, objective_for
@@ -100,9 +100,10 @@ def log(opts: TrainOptions, msg: str) -> None:
 
 
 @torch.no_grad()
-def validate(cfg: dict, model, val: torch.Tensor) -> dict:
+def validate(cfg: dict, model, val: torch.Tensor, samples: list[np.ndarray] | None = None) -> dict:
     """Fixed-seed figures on held-out crops through the product's own pipelines (as BasicSR's
-    validation calls its test()): one step, no tiling, no ensemble, fp32; 'score' is higher-is-better."""
+    validation calls its test()): one step, no tiling, no ensemble, fp32; 'score' is higher-is-better.
+    samples: a generate run's samples, when the caller already drew them for another held-out set."""
     from ..device import Runtime
     from ..hub import LoadedModel
     from ..pipelines.denoise import denoise_image
@@ -142,24 +143,34 @@ def validate(cfg: dict, model, val: torch.Tensor) -> dict:
         out["loss"] = sum(losses) / len(losses)
         out["score"] = -out["loss"]
         if cfg.get("val_samples"):  # runs from before the key keep the loss their stored best was
-            out["texture_distance"] = sample_distance(product, rt, val, int(cfg["val_samples"]))
+            from ..eval.metrics import texture_distance
+            from ..io import to_u8
+
+            if samples is None:
+                samples = draw_samples(model, cfg, int(cfg["val_samples"]))
+            out["texture_distance"] = texture_distance(samples, [to_u8(as_image(v).pixels) for v in val])
             out["score"] = -out["texture_distance"]
     model.train(was_training)
     return {k: round(v, 4) for k, v in out.items()}
 
 
-def sample_distance(product, rt, val: torch.Tensor, n: int) -> float:
-    """Texture distance (the generate benchmark's) of n fixed-seed samples at twice the training
-    size, drawn by the product's own sampler, to the held-out crops. The denoising loss does not see
-    what users see: a fine-tune on textures lowered it while its samples went from smears to
-    over-sharp grain (2026-12-03), so generate runs choose checkpoints on their samples."""
-    from ..eval.metrics import texture_distance
+def draw_samples(model, cfg: dict, n: int) -> list[np.ndarray]:
+    """n fixed-seed samples at twice the training size, by the product's own sampler (fp32, untiled).
+    The denoising loss does not see what users see: a fine-tune on textures lowered it while its
+    samples went from smears to grain (2026-12-03), so generate runs choose checkpoints on these."""
+    from ..device import Runtime
+    from ..hub import LoadedModel
     from ..io import to_u8
     from ..pipelines.generate import generate_image
 
-    side = 2 * int(product.config.get("size", 64))
+    was_training = model.training
+    model.eval()
+    product = LoadedModel(name="validation", config=cfg, denoiser=model, sha256="")
+    rt = Runtime(next(model.parameters()).device, torch.float32, tile=0, overlap=0)
+    side = 2 * int(cfg.get("size", 64))
     samples = [to_u8(generate_image(product, rt, side, side, seed=i).pixels) for i in range(n)]
-    return texture_distance(samples, [to_u8(as_image(v).pixels) for v in val])
+    model.train(was_training)
+    return samples
 
 
 def as_image(x: torch.Tensor):
@@ -310,23 +321,28 @@ def train(opts: TrainOptions) -> dict:
     ema = fitter.shipped
 
     bank = ImageBank.from_sources([(s.train, s.source.share) for s in splits], dev, min_side=opts.crop)
-    # runs saved before the zoom key existed resume as they ran: generate zoomed 0.15-0.6, the rest not
-    zoom = tuple(cfg.get("zoom", (0.15, 0.6) if cfg["task"] == "generate" else (1.0, 1.0)))
-    # runs whose recipe zooms out are judged on zoomed-out held-out crops too (older runs keep the
-    # validation set their stored best score was measured on)
-    val_zooms = (1.0, 0.5) if tuple(cfg.get("zoom", (1.0, 1.0))) != (1.0, 1.0) else (1.0,)
+    zoom = crop_zoom(cfg)
     # one folder: its centre crops, as every run before several folders; several: a 3x3 grid of crops
     # per held-out image, so a slice of a few photographs still gives a steady figure
     grid = 1 if len(splits) == 1 else 3
+    if cfg["task"] == "generate" and cfg.get("val_samples"):
+        # samples are judged against held-out crops at the scales the run learns from: real texture
+        # crops at zoom 0.25 are as far from zoom-1 crops (1.6) as a smear is (docs/TRAINING.md)
+        side, val_zooms = 2 * int(cfg.get("size", 64)), zoom_levels(zoom)
+    else:
+        # runs whose recipe zooms out are judged on zoomed-out held-out crops too (older runs keep the
+        # validation set their stored best score was measured on)
+        side, val_zooms = 256, ((1.0, 0.5) if tuple(cfg.get("zoom", (1.0, 1.0))) != (1.0, 1.0) else (1.0,))
     vals = {
-        s.source.name: torch.cat([validation_crops(s.val, zoom=z, grid=grid) for z in val_zooms]).to(dev)
-        for s in splits
+        s.source.name: torch.cat([validation_crops(s.val, side, z, grid) for z in val_zooms]).to(dev) for s in splits
     }
 
     def validate_all() -> dict:
         if len(vals) == 1:
             return validate(cfg, ema, next(iter(vals.values())))
-        figures: dict = {name: validate(cfg, ema, v) for name, v in vals.items()}
+        # a generate run's samples do not depend on the held-out set: draw them once for all sets
+        samples = draw_samples(ema, cfg, int(cfg["val_samples"])) if cfg.get("val_samples") else None
+        figures: dict = {name: validate(cfg, ema, v, samples) for name, v in vals.items()}
         return {"score": figures[select]["score"], "select": select, **figures}
 
     if cfg["task"] == "generate":
