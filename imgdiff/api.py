@@ -6,11 +6,12 @@ clean = denoise(pil_image, sigma=15)
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from PIL import Image
 
-from .defaults import DENOISE_ENSEMBLE, STYLE_STRENGTH
+from .defaults import DENOISE_ENSEMBLE, DETAIL_RANGE, STYLE_STRENGTH
 from .device import Runtime, make_runtime
 from .hub import LoadedModel, check_restore_model, load
 from .io import ImageData, from_pil, to_pil
@@ -37,13 +38,18 @@ def denoise(
     device: str = "auto",
     tile: int | None = None,
     ensemble: int = DENOISE_ENSEMBLE,
+    detail: float = 1.0,
 ) -> Image.Image:
-    """Denoise; sigma on the 0..255 scale, None to estimate it; ensemble as the CLI's --ensemble."""
+    """Denoise white noise; sigma on the 0..255 scale, None to estimate it; ensemble and detail as
+    the CLI's --ensemble and --detail."""
+    from .detail import restore_detail
     from .pipelines.denoise import denoise_image, resolve_sigma
 
+    if not (math.isfinite(detail) and DETAIL_RANGE[0] <= detail <= DETAIL_RANGE[1]):
+        raise ValueError(f"detail {detail}: expected {DETAIL_RANGE[0]:g}..{DETAIL_RANGE[1]:g}")
     m, rt = _setup(model, "denoise", device, tile, ensemble)
     img = from_pil(image)
-    return to_pil(denoise_image(img, m, rt, resolve_sigma(img, sigma, m), steps, seed))
+    return to_pil(restore_detail(denoise_image(img, m, rt, resolve_sigma(img, sigma, m), steps, seed), detail))
 
 
 def upscale(

@@ -132,6 +132,7 @@ OPTIONS = [
     "--model",
     "-o",
     "--strength",
+    "--detail",
     "--size",
     "--num",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import imgdiff
@@ -16,6 +17,11 @@ def test_api_roundtrip(photo):
     assert isinstance(clean, Image.Image) and clean.size == noisy.size
     err = lambda im: np.mean((np.asarray(im, float) - photo) ** 2)  # noqa: E731
     assert err(clean) < err(noisy) / 2
+    sharper = imgdiff.denoise(noisy, sigma=20, detail=1.5)
+    assert sharper.size == noisy.size and not np.array_equal(np.asarray(sharper), np.asarray(clean))
+    for bad in (float("nan"), float("inf"), -1.0, 5.0):
+        with pytest.raises(ValueError, match="detail"):
+            imgdiff.denoise(noisy, sigma=20, detail=bad)
     assert imgdiff.upscale(Image.fromarray(photo), scale=2).size == (128, 96)
     tex = imgdiff.generate(size=(32, 48), steps=4, seed=1)
     assert tex.size == (32, 48)

@@ -232,6 +232,47 @@ def test_models_commands(runner):
     assert cli(runner, "models", "info", "nonexistent").exit_code == 1
 
 
+def test_detail_gain_is_recorded_and_defaults_per_noise_kind(runner, tmp_path, noisy_png):
+    """White noise keeps the posterior mean unless asked; camera noise gets REAL_DETAIL; the gain used
+    is in the JSON line and the PNG metadata, and a larger gain gives more fine detail."""
+    import cv2
+
+    from imgdiff.defaults import REAL_DETAIL
+
+    def fine(path) -> float:
+        y = np.asarray(Image.open(path).convert("L"), np.float64)
+        return float(np.mean((y - cv2.GaussianBlur(y, (0, 0), 1.0)) ** 2))
+
+    outs = {}
+    for args, gain in (
+        (["--sigma", "20"], 1.0),
+        (["--sigma", "20", "--detail", "1.8"], 1.8),
+        (["--mode", "real"], REAL_DETAIL),
+    ):
+        o = tmp_path / f"d{gain}.png"
+        r = cli(runner, "denoise", str(noisy_png), *args, "-o", str(o), "--json")
+        assert r.exit_code == 0, r.stderr
+        assert json.loads(r.stdout)["detail"] == gain and json.loads(png_metadata(o)["imgdiff"])["detail"] == gain
+        outs[gain] = o
+    assert fine(outs[1.8]) > 1.5 * fine(outs[1.0])
+
+
+def test_restore_detail_keeps_shape_range_alpha_and_mean():
+    from imgdiff.detail import restore_detail
+    from imgdiff.io import ImageData
+
+    rng = np.random.default_rng(0)
+    for channels in (1, 3):
+        img = ImageData(rng.random((20, 30, channels), dtype=np.float32), alpha=np.ones((20, 30), np.float32))
+        assert restore_detail(img, 1.0) is img
+        for gain in (0.0, 2.5):
+            out = restore_detail(img, gain)
+            assert out.pixels.shape == img.pixels.shape and out.pixels.dtype == np.float32
+            assert out.pixels.min() >= 0 and out.pixels.max() <= 1 and out.alpha is img.alpha
+        smooth = restore_detail(img, 0.0).pixels
+        assert abs(smooth.mean() - img.pixels.mean()) < 0.01 and smooth.std() < img.pixels.std() / 2
+
+
 def test_real_mode_uses_a_matching_restore_model(runner, tmp_path, noisy_png):
     from tests.conftest import tiny_checkpoint
 

@@ -50,6 +50,7 @@ NUMERIC_OPTIONS = [
     (["denoise", "x.png"], "--threads"),
     (["denoise", "x.png"], "--max-pixels"),
     (["denoise", "x.png"], "--ensemble"),
+    (["denoise", "x.png"], "--detail"),
     (["upscale", "x.png"], "--scale"),
     (["stylize", "x.png", "--style", "s.png"], "--strength"),
     (["stylize", "x.png", "--style", "s.png"], "--style-steps"),

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..batch import Job, check_not_an_input, check_stdout, needs_work, output_dir, plan_batch, run_jobs
-from ..defaults import DENOISE_ENSEMBLE, STYLE_STRENGTH
+from ..defaults import DENOISE_ENSEMBLE, DETAIL_RANGE, REAL_DETAIL, STYLE_STRENGTH
 from ..errors import ImgdiffError
 from ..io import describe_pixels, output_format, read_image
 from ..report import Reporter
@@ -107,6 +107,16 @@ def denoise(
         ),
     ] = "auto",
     ensemble: EnsembleOpt = DENOISE_ENSEMBLE,
+    detail: Annotated[
+        Optional[float],
+        typer.Option(
+            min=DETAIL_RANGE[0],
+            max=DETAIL_RANGE[1],
+            callback=finite,
+            help=f"Gain on the finest detail after denoising (1 = none, the PSNR optimum; default "
+            f"{REAL_DETAIL:g} for camera noise, 1 for white noise).",
+        ),
+    ] = None,
     common: Common = None,
 ) -> None:
     """Remove noise: white noise with a known or estimated sigma, or real camera noise and JPEG."""
@@ -114,7 +124,7 @@ def denoise(
     fixed = parse_sigma(sigma, mode)
     if fixed is not None:
         mode = "gaussian"  # --sigma N means white Gaussian noise of that level
-    work = Denoise(common, mode, fixed, sigma, ensemble)
+    work = Denoise(common, mode, fixed, sigma, ensemble, detail)
     work.runtime()
     jobs = plan(inputs, common, "denoise", ".denoised", rep)
     if work.mode == "auto" and common.model:
@@ -129,6 +139,7 @@ class Denoise(Work):
     fixed: Optional[float]  # --sigma N (None: estimated per image)
     sigma: str  # --sigma as given, recorded in the metadata
     ensemble: int
+    detail: Optional[float]  # --detail (None: the mode's default)
 
     def prepare(self, rep: Reporter) -> None:
         self.runtime()
@@ -151,6 +162,7 @@ class Denoise(Work):
         return self.models[kind]
 
     def __call__(self, img, rep: Reporter):
+        from ..detail import restore_detail
         from ..noise import read_noise
         from ..pipelines.denoise import denoise_image, resolve_sigma
         from ..pipelines.restore import restore_image
@@ -164,14 +176,16 @@ class Denoise(Work):
         found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
         if kind == "real":
             model = self.model_for("real", rep)
-            out = restore_image(img, model, rt, steps, common.seed, rep.step)
-            meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, **found)
-            return out, meta, {"mode": "real", "steps": steps, **found}
+            gain = REAL_DETAIL if self.detail is None else self.detail
+            out = restore_detail(restore_image(img, model, rt, steps, common.seed, rep.step), gain)
+            meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, detail=gain, **found)
+            return out, meta, {"mode": "real", "steps": steps, "detail": gain, **found}
         model = self.model_for("gaussian", rep)
         s = resolve_sigma(img, self.fixed if reading is None else reading.sigma, model)
         if self.fixed is None and s < 1:
             rep.warn(f"{rep.context}: estimated noise level is {s:.1f}: nothing to remove")
-        out = denoise_image(img, model, rt, s, steps, common.seed, rep.step)
+        gain = 1.0 if self.detail is None else self.detail
+        out = restore_detail(denoise_image(img, model, rt, s, steps, common.seed, rep.step), gain)
         meta = metadata(
             "denoise",
             model,
@@ -182,8 +196,9 @@ class Denoise(Work):
             mode_asked=mode,
             sigma=round(s, 3),
             sigma_mode=self.sigma,
+            detail=gain,
         )
-        return out, meta, {"mode": "gaussian", "sigma": round(s, 2), "steps": steps, **found}
+        return out, meta, {"mode": "gaussian", "sigma": round(s, 2), "steps": steps, "detail": gain, **found}
 
 
 @image_command
