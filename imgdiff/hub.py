@@ -23,7 +23,6 @@ import torch
 from .checkpoint import load_tensors, read_config, read_header
 from .errors import CheckpointError, UnknownModel, UsageError
 from .models import ARCHITECTURE, Denoiser, build_denoiser
-from .texture import decode_stats
 
 HF_PREFIX = "hf://"
 _HF_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -140,6 +139,8 @@ class LoadedModel:
     def style_look(self) -> tuple[dict | None, np.ndarray | None]:
         """(palette, texture statistics) a learnt style's model carries in its config
         (train/style.py writes them); None for what it was saved without, and for plain models."""
+        from .texture import decode_stats  # OpenCV: only styled models need it
+
         look = self.config.get("style") or {}
         return look.get("colours"), decode_stats(look.get("texture"))
 
@@ -174,8 +175,9 @@ def from_tensors(
 ) -> LoadedModel:
     """The inference model from a checked config and its tensors (a file's, or a learnt style's
     sent to a Ray worker): fp32 weights, frozen, channels-last on the CPU."""
-    model = build_denoiser(cfg)
-    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    with torch.device("meta"):  # the loaded tensors replace the parameters: no random init to throw away
+        model = build_denoiser(cfg)
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True, assign=True)
     model = model.to(device).eval().requires_grad_(False)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)

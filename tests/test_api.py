@@ -45,6 +45,23 @@ def test_version_import_is_light():
     assert out == [imgdiff.__version__, "False"]
 
 
+def test_an_8_bit_denoise_call_never_imports_opencv(tmp_path, noisy_png):
+    """OpenCV's import is ~30 ms of every shell-loop call; only 16-bit/float files and the style,
+    detail and upscale-alpha paths need it (issue 16's per-call overhead)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from imgdiff.cli import app; sys.argv = ['imgdiff', 'denoise', sys.argv[1], '-o', sys.argv[2], "
+        "'--sigma', '20', '-q']\ntry:\n    app(prog_name='imgdiff')\nexcept SystemExit as e:\n    assert not e.code\n"
+        "print('cv2' in sys.modules)"
+    )
+    out = tmp_path / "o.png"
+    r = subprocess.run([sys.executable, "-c", code, str(noisy_png), str(out)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.split() == ["False"], r.stderr
+    assert out.exists()
+
+
 def test_api_upscale_checks_the_checkpoints_scale(photo):
     import pytest
 

@@ -11,7 +11,6 @@ and x4 upscaling 36.37 / 0.38 against 36.19 / 0.38: more texture per dB given up
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
@@ -47,6 +46,8 @@ def restore_image(
     residual = sample_ancestral(den, x, sigmas, noise)
     alpha = None
     if img.alpha is not None and scale > 1:
+        import cv2
+
         h, w = img.alpha.shape
         alpha = np.clip(cv2.resize(img.alpha, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC), 0, 1)
     return from_tensor(cond + residual, img, alpha)
