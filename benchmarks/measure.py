@@ -837,12 +837,12 @@ class GenerateRow:
     distance_zoomed: float | None = None  # to held-out crops at the model's training zooms
 
 
-def held_out_textures(photos: Path) -> list[np.ndarray]:
-    """The held-out photographic textures of build-photos.sh (manifest class `texture`); without a
-    manifest class, the whole held-out slice."""
-    held = split_images(photos)[1]
+def held_out_textures(photos: Path, held_out: bool = True) -> list[np.ndarray]:
+    """The held-out (or, held_out=False, the training) photographic textures of build-photos.sh
+    (manifest class `texture`); without a manifest class, the whole slice."""
+    paths = split_images(photos)[1 if held_out else 0]
     classes = {Path(r["name"]).stem: r.get("cls", "") for r in manifest_rows(photos) or []}
-    textures = [p for p in held if classes.get(p.stem) == "texture"] or held
+    textures = [p for p in paths if classes.get(p.stem) == "texture"] or paths
     return [a for a in (load_u8(p) for p in textures) if min(a.shape[:2]) >= GEN_SIDE]
 
 
@@ -895,6 +895,10 @@ def bench_generate(photos: Path, tmp: Path, crops: Path, limit: int | None) -> l
     row("the same crops blurred, σ 2 px (control)", "held-out textures", gm.blurred(control))
     control = gm.zoomed_crops(refs, GEN_SIDE // 2, 2 * len(zooms), zooms, seed=2)
     row("held-out crops at the training zooms (control)", "held-out textures", control)
+    trained = held_out_textures(photos, held_out=False)
+    if trained:  # what a model that drew exactly its training textures would score
+        control = gm.zoomed_crops(trained, GEN_SIDE // 2, 4 * len(zooms), zooms, seed=2)
+        row("training-texture crops at the training zooms (control)", "held-out textures", control)
     outs = {}
     for label, extra in (
         ("imgdiff generate", ()),

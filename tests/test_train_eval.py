@@ -287,11 +287,12 @@ def test_zoom_levels_are_the_middles_of_the_training_zoom_range():
 
 
 def test_generate_runs_draw_their_samples_once_for_every_held_out_set(runner, tmp_path, monkeypatch):
-    """Two data folders, two held-out sets: one set of samples (the costly part) judged against both,
-    against crops at the run's training zooms and twice the training size."""
+    """Two data folders, two held-out sets: one set of samples (the costly part) for both, judged
+    against crops of the selected folder's training images at the run's training zooms and twice the
+    training size (the held-out crops give the loss)."""
     import imgdiff.train.trainer as trainer
 
-    calls, sides = [], []
+    calls, sides, used = [], [], []
     draw = trainer.draw_samples
     crops = trainer.validation_crops
 
@@ -301,6 +302,7 @@ def test_generate_runs_draw_their_samples_once_for_every_held_out_set(runner, tm
 
     def recorded(paths, size=256, zoom=1.0, grid=1):
         sides.append((size, zoom))
+        used.append({p.parent.name for p in paths} | {is_validation(p.name) for p in paths})
         return crops(paths, size, zoom, grid)
 
     monkeypatch.setattr(trainer, "draw_samples", counted)
@@ -315,8 +317,10 @@ def test_generate_runs_draw_their_samples_once_for_every_held_out_set(runner, tm
     assert r.exit_code == 0, r.stderr
     figures = read_config(out)["validation"]
     assert figures["select"] == "b" and figures["score"] == -figures["b"]["texture_distance"]
-    assert figures["a"]["texture_distance"] > 0 and figures["a"]["texture_distance"] != figures["b"]["texture_distance"]
+    assert figures["a"]["texture_distance"] == figures["b"]["texture_distance"] > 0
+    assert figures["a"]["loss"] != figures["b"]["loss"]  # each on its own held-out crops
     assert len(calls) == 1  # the run validated once (at its end), both sets on the same samples
+    assert {"b", False} in used  # the reference: b's training images, none held out
     assert sorted(set(sides)) == [(128, z) for z in (0.5625, 0.6875, 0.8125, 0.9375)]
 
 

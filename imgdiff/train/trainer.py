@@ -100,10 +100,17 @@ def log(opts: TrainOptions, msg: str) -> None:
 
 
 @torch.no_grad()
-def validate(cfg: dict, model, val: torch.Tensor, samples: list[np.ndarray] | None = None) -> dict:
+def validate(
+    cfg: dict,
+    model,
+    val: torch.Tensor,
+    samples: list[np.ndarray] | None = None,
+    reference: list[np.ndarray] | None = None,
+) -> dict:
     """Fixed-seed figures on held-out crops through the product's own pipelines (as BasicSR's
     validation calls its test()): one step, no tiling, no ensemble, fp32; 'score' is higher-is-better.
-    samples: a generate run's samples, when the caller already drew them for another held-out set."""
+    samples: a generate run's samples, when the caller already drew them for another held-out set;
+    reference: the crops they are compared with (default: val's)."""
     from ..device import Runtime
     from ..hub import LoadedModel
     from ..pipelines.denoise import denoise_image
@@ -148,7 +155,8 @@ def validate(cfg: dict, model, val: torch.Tensor, samples: list[np.ndarray] | No
 
             if samples is None:
                 samples = draw_samples(model, cfg, int(cfg["val_samples"]))
-            out["texture_distance"] = texture_distance(samples, [to_u8(as_image(v).pixels) for v in val])
+            ref = [to_u8(as_image(v).pixels) for v in val] if reference is None else reference
+            out["texture_distance"] = texture_distance(samples, ref)
             out["score"] = -out["texture_distance"]
     model.train(was_training)
     return {k: round(v, 4) for k, v in out.items()}
@@ -325,10 +333,19 @@ def train(opts: TrainOptions) -> dict:
     # one folder: its centre crops, as every run before several folders; several: a 3x3 grid of crops
     # per held-out image, so a slice of a few photographs still gives a steady figure
     grid = 1 if len(splits) == 1 else 3
+    reference = None
     if cfg["task"] == "generate" and cfg.get("val_samples"):
-        # samples are judged against held-out crops at the scales the run learns from: real texture
-        # crops at zoom 0.25 are as far from zoom-1 crops (1.6) as a smear is (docs/TRAINING.md)
+        # samples are judged against crops at the scales the run learns from (real texture crops at
+        # zoom 0.25 are as far from zoom-1 crops, 1.6, as a smear is) and, as FID is, against the
+        # distribution it learns: crops of the selected folder's training images. Its 3 held-out
+        # textures are low-contrast outliers: real training-texture crops score 1.41 against them,
+        # the shipped smears 0.91 (docs/TRAINING.md); the held-out crops still give the loss
         side, val_zooms = 2 * int(cfg.get("size", 64)), zoom_levels(zoom)
+        from ..io import to_u8
+
+        chosen = next((s for s in splits if s.source.name == select), splits[0])
+        crops = torch.cat([validation_crops(chosen.train, side, z) for z in val_zooms])
+        reference = [to_u8(as_image(c).pixels) for c in crops]
     else:
         # runs whose recipe zooms out are judged on zoomed-out held-out crops too (older runs keep the
         # validation set their stored best score was measured on)
@@ -339,10 +356,10 @@ def train(opts: TrainOptions) -> dict:
 
     def validate_all() -> dict:
         if len(vals) == 1:
-            return validate(cfg, ema, next(iter(vals.values())))
+            return validate(cfg, ema, next(iter(vals.values())), reference=reference)
         # a generate run's samples do not depend on the held-out set: draw them once for all sets
         samples = draw_samples(ema, cfg, int(cfg["val_samples"])) if cfg.get("val_samples") else None
-        figures: dict = {name: validate(cfg, ema, v, samples) for name, v in vals.items()}
+        figures: dict = {name: validate(cfg, ema, v, samples, reference) for name, v in vals.items()}
         return {"score": figures[select]["score"], "select": select, **figures}
 
     if cfg["task"] == "generate":
