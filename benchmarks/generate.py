@@ -42,14 +42,7 @@ def sharpness(samples: list[np.ndarray], reference: list[np.ndarray]) -> float:
 
 def random_crops(images: list[np.ndarray], side: int, count: int, seed: int) -> list[np.ndarray]:
     """`count` side x side crops, images taken in turn, positions from the seed."""
-    rng = np.random.default_rng(seed)
-    crops = []
-    for i in range(count):
-        a = images[i % len(images)]
-        h, w = a.shape[:2]
-        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        crops.append(np.ascontiguousarray(a[y : y + side, x : x + side]))
-    return crops
+    return zoomed_crops(images, side, count, (1.0,), seed)
 
 
 def zoomed_crops(
@@ -57,10 +50,12 @@ def zoomed_crops(
 ) -> list[np.ndarray]:
     """`count` crops of the images area-downscaled by each zoom in turn: real texture at the scales a
     generate model learnt from (its training crops zoom out), which zoom-1 crops are not."""
-    scaled = {
-        z: [cv2.resize(a, (round(a.shape[1] * z), round(a.shape[0] * z)), interpolation=cv2.INTER_AREA) for a in images]
-        for z in zooms
-    }
+
+    def zoomed(a: np.ndarray, z: float) -> np.ndarray:
+        size = (round(a.shape[1] * z), round(a.shape[0] * z))
+        return a if z == 1 else cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+
+    scaled = {z: [zoomed(a, z) for a in images] for z in zooms}
     rng = np.random.default_rng(seed)
     crops = []
     for i in range(count):

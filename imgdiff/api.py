@@ -6,12 +6,11 @@ clean = denoise(pil_image, sigma=15)
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from PIL import Image
 
-from .defaults import DENOISE_ENSEMBLE, DETAIL_RANGE, STYLE_STRENGTH
+from .defaults import DENOISE_ENSEMBLE, STYLE_STRENGTH
 from .device import Runtime, make_runtime
 from .hub import LoadedModel, check_restore_model, load
 from .io import ImageData, from_pil, to_pil
@@ -45,8 +44,6 @@ def denoise(
     from .detail import restore_detail
     from .pipelines.denoise import denoise_image, resolve_sigma
 
-    if not (math.isfinite(detail) and DETAIL_RANGE[0] <= detail <= DETAIL_RANGE[1]):
-        raise ValueError(f"detail {detail}: expected {DETAIL_RANGE[0]:g}..{DETAIL_RANGE[1]:g}")
     m, rt = _setup(model, "denoise", device, tile, ensemble)
     img = from_pil(image)
     return to_pil(restore_detail(denoise_image(img, m, rt, resolve_sigma(img, sigma, m), steps, seed), detail))

@@ -8,8 +8,11 @@ for less (docs/TRAINING.md, "Detail gain for camera noise")."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .defaults import DETAIL_RANGE
 from .io import ImageData
 
 DETAIL_SIGMA = 1.0  # px: the band is the image minus its Gaussian blur at this sigma
@@ -17,6 +20,8 @@ DETAIL_SIGMA = 1.0  # px: the band is the image minus its Gaussian blur at this 
 
 def restore_detail(img: ImageData, gain: float) -> ImageData:
     """img + (gain - 1) x (img - blur(img)), clipped to [0, 1]; gain 1 returns img itself."""
+    if not (math.isfinite(gain) and DETAIL_RANGE[0] <= gain <= DETAIL_RANGE[1]):
+        raise ValueError(f"detail {gain}: expected {DETAIL_RANGE[0]:g}..{DETAIL_RANGE[1]:g}")
     if gain == 1:
         return img
     import cv2

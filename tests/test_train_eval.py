@@ -293,7 +293,7 @@ def test_generate_runs_draw_their_samples_once_for_every_held_out_set(runner, tm
     import imgdiff.train.trainer as trainer
 
     calls, sides, used = [], [], []
-    draw = trainer.draw_samples
+    draw = trainer.sample_distance
     crops = trainer.validation_crops
 
     def counted(*a, **k):
@@ -305,7 +305,7 @@ def test_generate_runs_draw_their_samples_once_for_every_held_out_set(runner, tm
         used.append({p.parent.name for p in paths} | {is_validation(p.name) for p in paths})
         return crops(paths, size, zoom, grid)
 
-    monkeypatch.setattr(trainer, "draw_samples", counted)
+    monkeypatch.setattr(trainer, "sample_distance", counted)
     monkeypatch.setattr(trainer, "validation_crops", recorded)
     a, b = make_corpus(tmp_path / "a"), make_corpus(tmp_path / "b")
     for f in b.iterdir():  # other held-out crops than a's

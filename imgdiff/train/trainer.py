@@ -104,13 +104,11 @@ def validate(
     cfg: dict,
     model,
     val: torch.Tensor,
-    samples: list[np.ndarray] | None = None,
-    reference: list[np.ndarray] | None = None,
+    distance: float | None = None,
 ) -> dict:
     """Fixed-seed figures on held-out crops through the product's own pipelines (as BasicSR's
     validation calls its test()): one step, no tiling, no ensemble, fp32; 'score' is higher-is-better.
-    samples: a generate run's samples, when the caller already drew them for another held-out set;
-    reference: the crops they are compared with (default: val's)."""
+    distance: a generate run's sample distance when the caller measured it (default: against val)."""
     from ..device import Runtime
     from ..hub import LoadedModel
     from ..pipelines.denoise import denoise_image
@@ -150,23 +148,23 @@ def validate(
         out["loss"] = sum(losses) / len(losses)
         out["score"] = -out["loss"]
         if cfg.get("val_samples"):  # runs from before the key keep the loss their stored best was
-            from ..eval.metrics import texture_distance
             from ..io import to_u8
 
-            if samples is None:
-                samples = draw_samples(model, cfg, int(cfg["val_samples"]))
-            ref = [to_u8(as_image(v).pixels) for v in val] if reference is None else reference
-            out["texture_distance"] = texture_distance(samples, ref)
+            if distance is None:
+                distance = sample_distance(model, cfg, [to_u8(as_image(v).pixels) for v in val])
+            out["texture_distance"] = distance
             out["score"] = -out["texture_distance"]
     model.train(was_training)
     return {k: round(v, 4) for k, v in out.items()}
 
 
-def draw_samples(model, cfg: dict, n: int) -> list[np.ndarray]:
-    """n fixed-seed samples at twice the training size, by the product's own sampler (fp32, untiled).
-    The denoising loss does not see what users see: a fine-tune on textures lowered it while its
-    samples went from smears to grain (2026-12-03), so generate runs choose checkpoints on these."""
+def sample_distance(model, cfg: dict, reference: list[np.ndarray]) -> float:
+    """Texture distance (the generate benchmark's) of cfg's val_samples fixed-seed samples at twice
+    the training size, by the product's own sampler (fp32, untiled), to the reference crops. The
+    denoising loss does not see what users see: a fine-tune on textures lowered it while its samples
+    went from smears to grain (2026-12-03), so generate runs choose checkpoints on their samples."""
     from ..device import Runtime
+    from ..eval.metrics import texture_distance
     from ..hub import LoadedModel
     from ..io import to_u8
     from ..pipelines.generate import generate_image
@@ -176,9 +174,9 @@ def draw_samples(model, cfg: dict, n: int) -> list[np.ndarray]:
     product = LoadedModel(name="validation", config=cfg, denoiser=model, sha256="")
     rt = Runtime(next(model.parameters()).device, torch.float32, tile=0, overlap=0)
     side = 2 * int(cfg.get("size", 64))
-    samples = [to_u8(generate_image(product, rt, side, side, seed=i).pixels) for i in range(n)]
+    samples = [to_u8(generate_image(product, rt, side, side, seed=i).pixels) for i in range(int(cfg["val_samples"]))]
     model.train(was_training)
-    return samples
+    return texture_distance(samples, reference)
 
 
 def as_image(x: torch.Tensor):
@@ -357,11 +355,11 @@ def train(opts: TrainOptions) -> dict:
     }
 
     def validate_all() -> dict:
+        # a generate run's samples and their reference do not depend on the held-out set: measured once
+        distance = None if reference is None else sample_distance(ema, cfg, reference)
         if len(vals) == 1:
-            return validate(cfg, ema, next(iter(vals.values())), reference=reference)
-        # a generate run's samples do not depend on the held-out set: draw them once for all sets
-        samples = draw_samples(ema, cfg, int(cfg["val_samples"])) if cfg.get("val_samples") else None
-        figures: dict = {name: validate(cfg, ema, v, samples, reference) for name, v in vals.items()}
+            return validate(cfg, ema, next(iter(vals.values())), distance)
+        figures: dict = {name: validate(cfg, ema, v, distance) for name, v in vals.items()}
         return {"score": figures[select]["score"], "select": select, **figures}
 
     if cfg["task"] == "generate":
