@@ -79,10 +79,18 @@ def model_cards(folder: Path, models: dict) -> str:
             f"| compute | {_compute(tr)} |",
             *_lineage_rows(cfg.get("init")),
             "| compute with its lineage | {} CPU-hours, {} GPU-minutes |".format(*total_compute(cfg)),
-            f"| validation (held-out crops) | `{json.dumps(cfg.get('validation', {}), sort_keys=True)}` |",
+            f"| validation ({_validation_basis(cfg)}) | `{json.dumps(cfg.get('validation', {}), sort_keys=True)}` |",
             "",
         ]
     return "\n".join(lines)
+
+
+def _validation_basis(cfg: dict) -> str:
+    """What the figures were measured on: a generate run's texture distance compares its samples
+    with crops of the training textures (the distribution it learns), its loss the held-out crops."""
+    if cfg.get("task") == "generate":
+        return "loss: held-out crops; texture distance: samples vs training-image crops"
+    return "held-out crops"
 
 
 def _blocks(blocks: int | list[int]) -> str:
