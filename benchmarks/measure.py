@@ -385,6 +385,9 @@ def imgdiff_upscale(
 
 # a laptop-class CPU: PyTorch's own kernels and oneDNN's both capped at AVX2 (no AVX-512, no bf16)
 AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+# on an AMX Xeon, oneDNN capped at a Zen 4's ISA (AVX-512 with bf16 and VNNI dot products, no AMX):
+# the speed targets are set for CPUs without AMX, so a run on one with it measures that path too
+NO_AMX_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}
 SPEED_ROWS = (("CBSD68", 25), ("Set14", 4))  # the two rows the speed targets are read on
 
 
@@ -396,19 +399,26 @@ class PrecisionRow:
     auto: MethodScores  # the default path (the main tables' run)
     fp32: MethodScores
     avx2: MethodScores | None  # fp32 on AVX2 kernels (speed rows only)
+    no_amx: MethodScores | None = None  # auto with AMX capped away (speed rows, on AMX machines only)
 
 
 def bench_precision(bench: Path, den_rows: list, sr_rows: list, limit: int | None, tmp: Path) -> list[PrecisionRow]:
     """Every main-table row again with --precision fp32 (the quality reference), and the speed rows
-    once more with the ISA capped at AVX2, where --precision auto picks fp32."""
+    once more with the ISA capped at AVX2, where --precision auto picks fp32 (and, on an AMX CPU,
+    capped at AVX512-BF16, the path of the CPUs without AMX)."""
+    from imgdiff.device import cpu_has_amx
+
     jobs = [(r, "denoise", r.sigma, imgdiff_denoise) for r in den_rows]
     jobs += [(r, "upscale", r.scale, imgdiff_upscale) for r in sr_rows]
     rows = []
     for r, kind, param, run in jobs:
         data = load_set(bench, r.dataset, limit)
         fp32, _ = run(data, param, tmp, ("--precision", "fp32"), tag="_fp32")
-        avx2 = run(data, param, tmp, env=AVX2_ENV, tag="_avx2")[0] if (r.dataset, param) in SPEED_ROWS else None
-        rows.append(PrecisionRow(r.dataset, kind, param, r.scores["imgdiff"], fp32, avx2))
+        avx2 = no_amx = None
+        if (r.dataset, param) in SPEED_ROWS:
+            avx2 = run(data, param, tmp, env=AVX2_ENV, tag="_avx2")[0]
+            no_amx = run(data, param, tmp, env=NO_AMX_ENV, tag="_noamx")[0] if cpu_has_amx() else None
+        rows.append(PrecisionRow(r.dataset, kind, param, r.scores["imgdiff"], fp32, avx2, no_amx))
         log(f"  {kind} {r.dataset} {param}: {r.mean('imgdiff') - float(np.mean(fp32.psnr)):+.3f} dB vs fp32")
     return rows
 
@@ -1000,6 +1010,15 @@ def auto_path() -> str:
     if cpu_auto_int8():
         choice += f", with the blocks of {INT8_MIN_CHANNELS}+ channels in int8 ({cpu_int8_path()})"
     return choice
+
+
+def auto_path_under(env: dict[str, str]) -> str:
+    """auto_path() as a process started with env sees it (oneDNN reads its ISA cap once, at load)."""
+    code = "from benchmarks.measure import auto_path; print(auto_path())"
+    run = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return run.stdout.strip().splitlines()[-1]
 
 
 def mem_total_gib() -> float:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import history as speed_history
 from benchmarks.measure import (
     AVX2_ENV,
     CROP,
     DENOISE_TARGET,
     NLM_H,
+    NO_AMX_ENV,
     PEERS,
     PHOTO_BM3D_SIGMA,
     PHOTO_CROP,
@@ -32,6 +34,7 @@ from benchmarks.measure import (
 from imgdiff.cards import total_compute
 from imgdiff.checkpoint import read_config
 from imgdiff.defaults import DENOISE_ENSEMBLE
+from imgdiff.eval.evaluate import MethodScores
 from imgdiff.eval.metrics import psnr, psnr_y
 
 
@@ -400,20 +403,35 @@ def precision_section(
     sr: list[SRRow],
     overhead: tuple[float, float, float] | None,
     isa: str,
+    no_amx_path: str | None = None,
+    history: list[dict] | None = None,
 ) -> list[str]:
     """What --precision auto chose on this CPU, its quality cost against fp32 on every row, and the
-    speed of each instruction-set path against the peers the targets name."""
+    speed of each instruction-set path against the peers the targets name (on an AMX CPU also with
+    AMX capped away, the path of the CPUs the targets are set for), then every run's ratios."""
     if not rows:
         return []
     capped = " ".join(f"{k}={v}" for k, v in AVX2_ENV.items())
+    no_amx = any(r.no_amx is not None for r in rows)
+    cap_text = ""
+    if no_amx:
+        cap = " ".join(f"{k}={v}" for k, v in NO_AMX_ENV.items())
+        cap_text = (
+            f", and on this AMX CPU with `{cap}` too (oneDNN kept to a Zen 4's ISA — AVX-512 with bf16 and VNNI "
+            f"dot products, no AMX — where auto takes {no_amx_path})"
+        )
     lines = [
         "## Precision paths and instruction sets",
         "",
         f"This CPU: {isa}. Every row above ran with the default `--precision auto`; here each is run again "
         f"with `--precision fp32` (the quality reference), and the two speed rows once more with `{capped}` "
-        "(a laptop-class CPU: no AVX-512, no bf16; auto then picks fp32). Same images, same CLI.",
+        f"(a laptop-class CPU: no AVX-512, no bf16; auto then picks fp32){cap_text}. Same images, same CLI.",
         "",
     ]
+
+    def capped_cell(m: MethodScores | None) -> str:
+        return "—" if m is None else f"{s_per_mp(m):.2f} ({np.mean(m.psnr):.2f} dB)"
+
     body = []
     for r in rows:
         auto, fp32 = float(np.mean(r.auto.psnr)), float(np.mean(r.fp32.psnr))
@@ -427,12 +445,12 @@ def precision_section(
                 f"{auto - fp32:+.3f}",
                 f"{s_per_mp(r.auto):.2f}",
                 f"{s_per_mp(r.fp32):.2f}",
-                "—" if r.avx2 is None else f"{s_per_mp(r.avx2):.2f} ({np.mean(r.avx2.psnr):.2f} dB)",
+                *([capped_cell(r.no_amx)] if no_amx else []),
+                capped_cell(r.avx2),
             ]
         )
-    lines += table(
-        ["set", "row", "auto PSNR", "fp32 PSNR", "auto − fp32 (dB)", "auto s/MP", "fp32 s/MP", "AVX2-capped s/MP"], body
-    )
+    heads = ["set", "row", "auto PSNR", "fp32 PSNR", "auto − fp32 (dB)", "auto s/MP", "fp32 s/MP"]
+    lines += table([*heads, *(["no-AMX-capped s/MP"] if no_amx else []), "AVX2-capped s/MP"], body)
     worst = max(abs(float(np.mean(r.auto.psnr)) - float(np.mean(r.fp32.psnr))) for r in rows)
     lines += ["", f"Largest quality change of the default path against fp32: {worst:.3f} dB (target ≤ 0.05).", ""]
     peers = []
@@ -450,13 +468,16 @@ def precision_section(
                 name,
                 f"{ref:.2f}",
                 *(f"{s_per_mp(m) / ref:.2f}x" for m in (r.auto, r.fp32)),
+                *(["—" if r.no_amx is None else f"{s_per_mp(r.no_amx) / ref:.2f}x"] if no_amx else []),
                 f"{s_per_mp(r.avx2) / ref:.2f}x",
             ]
             for name, ref, r in peers
             if r.avx2 is not None
         ]
         lines += ["Time against the peer each target names (target ≤ 1.0x; imgdiff whole-CLI wall clock):", ""]
-        lines += table(["row", "peer s/MP", "auto", "fp32", "AVX2-capped"], body)
+        lines += table(
+            ["row", "peer s/MP", "auto", "fp32", *(["no-AMX-capped"] if no_amx else []), "AVX2-capped"], body
+        )
         lines.append("")
     if overhead:
         call, imp, added = overhead
@@ -466,6 +487,16 @@ def precision_section(
             "(target ≤ 0.30; 7 interleaved pairs, medians of the times and of the paired differences).",
             "",
         ]
+    if history:
+        lines += [
+            "The same ratios from every full run of this command, newest first (each run appends its own to "
+            f"`bench/{speed_history.FILE}`; a machine is named by its CPU and the path `--precision auto` took "
+            "there, or the ISA cap the row ran under):",
+            "",
+        ]
+        heads = ["date", "commit", "CPU: path", "denoise vs NL-means", "x4 vs LapSRN", "per-call overhead", "from"]
+        lines += table(heads, speed_history.rows(history))
+        lines.append("")
     return lines
 
 

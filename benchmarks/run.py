@@ -34,6 +34,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     CROP,
     DENOISE_ROWS,
     PHOTO_BM3D_SIGMA,
+    NO_AMX_ENV,
     PHOTO_SCALES,
     PHOTO_SIGMAS,
     SR_ROWS,
@@ -60,6 +61,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     code_fingerprint,
     commit,
     auto_path,
+    auto_path_under,
     cpu_isa,
     cpu_model,
     imgdiff_cli,
@@ -67,9 +69,11 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     load_set,
     log,
     mem_total_gib,
+    s_per_mp,
     save_strip,
     version_of,
 )
+from benchmarks import history as speed_history  # noqa: E402
 from benchmarks.render import (  # noqa: E402
     camera_section,
     camera_upscale_section,
@@ -106,6 +110,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--photos", type=Path, default=ROOT / "photos", help="build-photos.sh output (its held-out slice is measured)"
     )
     return p.parse_args(argv)
+
+
+def speed_records(precision, den_rows, sr_rows, overhead, no_amx_path: str | None) -> list[dict]:
+    """This run's speed-target ratios, one record per CPU path measured (auto, no-AMX cap, AVX2 cap)."""
+    nlm = next((s_per_mp(r.scores["nlmeans"]) for r in den_rows if (r.dataset, r.sigma) == ("CBSD68", 25)), None)
+    lap = next((s_per_mp(r.scores["LapSRN"]) for r in sr_rows if (r.dataset, r.scale) == ("Set14", 4)), None)
+    den = next((r for r in precision if (r.kind, r.dataset, r.param) == ("denoise", "CBSD68", 25)), None)
+    up = next((r for r in precision if (r.kind, r.dataset, r.param) == ("upscale", "Set14", 4)), None)
+    if not (nlm and lap and den and up):
+        return []
+    paths = [("auto: " + auto_path(), "auto", overhead[2] if overhead else None)]
+    if no_amx_path:
+        paths.append(
+            ("capped " + " ".join(f"{k}={v}" for k, v in NO_AMX_ENV.items()) + ": " + no_amx_path, "no_amx", None)
+        )
+    paths.append(("capped to AVX2: fp32", "avx2", None))
+    records = []
+    for label, attr, added in paths:
+        d, u = getattr(den, attr), getattr(up, attr)
+        if d is None or u is None:
+            continue
+        records.append(
+            {
+                "path": label,
+                "denoise_vs_nlmeans": round(s_per_mp(d) / nlm, 3),
+                "x4_vs_lapsrn": round(s_per_mp(u) / lap, 3),
+                "overhead_s": None if added is None else round(added, 3),
+            }
+        )
+    return records
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -206,6 +240,14 @@ def main(argv: list[str] | None = None) -> None:
     if total > 3 << 20:
         log(f"warning: pictures under {crops} total {total / 2**20:.1f} MiB (limit 3 MiB)")
 
+    no_amx_path = auto_path_under(NO_AMX_ENV) if any(r.no_amx is not None for r in precision) else None
+    history = speed_history.load(crops)
+    if not args.quick and precision:  # a smoke run's 3 images per set are no speed record
+        records = speed_records(precision, den_rows, sr_rows, overhead, no_amx_path)
+        for rec in records:
+            rec.update(date=started.strftime("%Y-%m-%d"), commit=revision, cpu=cpu_model())
+            history = speed_history.append(crops, rec)
+
     elapsed = time.perf_counter() - _T0
     end_revision, end_fingerprint = commit(out, crops), code_fingerprint()
     if end_fingerprint != fingerprint:
@@ -251,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         *photo_section(args.photos, photo_den, photo_sr),
         *models_section(ROOT / "weights"),
         *speed_section(den_rows, sr_rows, big, startup),
-        *precision_section(precision, den_rows, sr_rows, overhead, cpu_isa()),
+        *precision_section(precision, den_rows, sr_rows, overhead, cpu_isa(), no_amx_path, history),
         *steps_section(step_rows, len(step_set.images)),
         *camera_section(camera),
         *camera_upscale_section(camera_sr),

@@ -62,6 +62,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def cpu_has_amx() -> bool:
     """AMX tiles (Xeon Sapphire Rapids and later): bf16 convolutions 2-4x faster than fp32."""
+    if not _isa_allows("amx"):
+        return False
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(probe and probe()) or "amx_bf16" in cpu_flags()
 
@@ -87,13 +89,36 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(cpu_info().get("flags", "").split())
 
 
-# an ISA cap below AVX-512 (a laptop-class run on a server, or a user's choice) rules out native bf16
-_CAPPED_ISA = ("avx2", "avx", "sse4_1", "sse4_2", "default")
+# What an ISA cap leaves of the native paths. ATEN_CPU_CAPABILITY below AVX-512 (a laptop-class run
+# on a server, or a user's choice) rules out all of them; oneDNN's ONEDNN_MAX_CPU_ISA (its own names)
+# keeps what the named ISA has, so a cap of AVX512_CORE_BF16 on an AMX Xeon runs as a Zen 4 would.
 _ISA_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+_ATEN_CAPPED = ("avx2", "avx", "sse4_1", "sse4_2", "default")
+_ALL_NATIVE = frozenset({"amx", "avx512_bf16", "avx512_vnni", "avx_vnni"})
+_ONEDNN_KEEPS = {
+    "sse41": frozenset(),
+    "avx": frozenset(),
+    "avx2": frozenset(),
+    "avx2_vnni": frozenset({"avx_vnni"}),
+    "avx2_vnni_2": frozenset({"avx_vnni"}),
+    "avx512_core": frozenset(),
+    "avx512_core_vnni": frozenset({"avx512_vnni", "avx_vnni"}),
+    "avx512_core_bf16": frozenset({"avx512_bf16", "avx512_vnni", "avx_vnni"}),
+    "avx512_core_fp16": frozenset({"avx512_bf16", "avx512_vnni", "avx_vnni"}),
+    "avx10_1_512": frozenset({"avx512_bf16", "avx512_vnni", "avx_vnni"}),
+}
 
 
-def _isa_capped() -> bool:
-    return any(os.environ.get(var, "").lower() in _CAPPED_ISA for var in _ISA_VARS)
+def _isa_allows(path: str) -> bool:
+    """Whether the ISA caps in the environment leave this native path (amx, avx512_bf16,
+    avx512_vnni, avx_vnni) to the kernels; an unknown or AMX-level oneDNN cap leaves all."""
+    if os.environ.get("ATEN_CPU_CAPABILITY", "").lower() in _ATEN_CAPPED:
+        return False
+    for var in _ISA_VARS[1:]:
+        cap = os.environ.get(var, "").lower()
+        if path not in _ONEDNN_KEEPS.get(cap, _ALL_NATIVE):
+            return False
+    return True
 
 
 def cpu_bf16_path() -> str | None:
@@ -101,11 +126,9 @@ def cpu_bf16_path() -> str | None:
     slower than fp32, measured on an AVX2 EPYC): AMX tiles, else AVX512-BF16 (Zen 4, Cooper Lake;
     1.7x faster than fp32 for the denoiser on one Zen 4 core). bf16 rounds the same way on both, so
     the quality cost measured on AMX (at most ~0.03 dB, the head and tail stay fp32) holds for both."""
-    if _isa_capped():
-        return None
     if cpu_has_amx():
         return "amx"
-    if "avx512_bf16" in cpu_flags():
+    if "avx512_bf16" in cpu_flags() and _isa_allows("avx512_bf16"):
         return "avx512_bf16"
     return None
 
@@ -173,11 +196,9 @@ def cpu_auto_bf16() -> bool:
 def cpu_int8_path() -> str | None:
     """The native int8 dot-product path of this CPU (AMX, AVX512-VNNI, AVX-VNNI), or None; without
     VNNI, oneDNN's int8 multiplies in 16 bits and does not beat fp32."""
-    if _isa_capped():
-        return None
     if cpu_has_amx():
         return "amx"
-    return next((f for f in ("avx512_vnni", "avx_vnni") if f in cpu_flags()), None)
+    return next((f for f in ("avx512_vnni", "avx_vnni") if f in cpu_flags() and _isa_allows(f)), None)
 
 
 def cpu_auto_int8() -> bool:

@@ -42,6 +42,15 @@ def test_cuda_without_cuda_is_a_clear_error():
         ({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, True, {}, ("amx", torch.bfloat16)),
         ({"avx2", "avx512f", "avx512_bf16"}, False, {"ATEN_CPU_CAPABILITY": "avx2"}, (None, torch.float32)),
         ({"avx512_bf16", "amx_bf16"}, True, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, (None, torch.float32)),
+        # an AMX Xeon capped to a Zen 4's ISA takes the Zen 4's path; capped below bf16, fp32
+        (
+            {"avx512_bf16", "amx_bf16"},
+            True,
+            {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"},
+            ("avx512_bf16", torch.bfloat16),
+        ),
+        ({"avx512_bf16", "amx_bf16"}, True, {"DNNL_MAX_CPU_ISA": "avx512_core_vnni"}, (None, torch.float32)),
+        ({"avx512_bf16", "amx_bf16"}, True, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, ("amx", torch.bfloat16)),
     ],
 )
 def test_auto_precision_follows_the_instruction_set(monkeypatch, flags, amx, env, expected):
@@ -114,6 +123,8 @@ def test_bf16_probe_measures_and_survives_an_unwritable_cache(monkeypatch, tmp_p
         ({"avx2", "avx512f", "avx512_vnni"}, False, {}, "bf16", False),
         ({"avx2", "avx512f", "avx512_vnni"}, False, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "auto", False),
         ({"amx_bf16", "amx_int8"}, True, {}, "auto", True),
+        ({"avx512_vnni", "amx_int8"}, True, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, "auto", True),
+        ({"avx512_vnni", "amx_int8"}, True, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, "auto", False),  # no VNNI left
     ],
 )
 def test_int8_deep_levels_only_where_vnni_and_auto(monkeypatch, flags, amx, env, precision, int8):
@@ -129,6 +140,8 @@ def test_int8_deep_levels_only_where_vnni_and_auto(monkeypatch, flags, amx, env,
         monkeypatch.setenv(k, v)
     rt = make_runtime("cpu", precision, None, 32, 1)
     assert rt.int8 == (int8 and onednn.available())
+    if env.get("ONEDNN_MAX_CPU_ISA") == "AVX512_CORE_BF16":
+        assert d.cpu_int8_path() == "avx512_vnni"  # the metadata names the kernels the cap leaves
 
 
 def test_default_tile_does_not_depend_on_free_memory(monkeypatch):
