@@ -1000,7 +1000,6 @@ def cpu_isa() -> str:
 def auto_path() -> str:
     """The CPU path --precision auto takes here, and why: the float precision, then int8 if used."""
     from imgdiff.device import bf16_speedup, cpu_auto_bf16, cpu_auto_int8, cpu_bf16_path, cpu_int8_path
-    from imgdiff.models.onednn import INT8_MIN_CHANNELS
 
     path = cpu_bf16_path()
     choice = "fp32 (no native bf16)"
@@ -1008,8 +1007,18 @@ def auto_path() -> str:
         speed = f"the probe measured bf16 convolutions at {bf16_speedup():.2f}x fp32's speed"
         choice = f"bf16 ({path}; {speed})" if cpu_auto_bf16() else f"fp32 ({path} present, but {speed})"
     if cpu_auto_int8():
-        choice += f", with the blocks of {INT8_MIN_CHANNELS}+ channels in int8 ({cpu_int8_path()})"
+        choice += f", with the deep blocks in int8 ({cpu_int8_path()}; {int8_thresholds()})"
     return choice
+
+
+def int8_thresholds() -> str:
+    """Each shipped checkpoint's int8 threshold, grouped: 'from 64 channels in denoise, ...'."""
+    from imgdiff.models.onednn import int8_min_channels
+
+    groups: dict[int, list[str]] = {}
+    for path in sorted((ROOT / "weights").glob("*.safetensors")):
+        groups.setdefault(int8_min_channels(read_config(path)), []).append(path.stem)
+    return "from " + ", ".join(f"{n} channels in {' / '.join(names)}" for n, names in sorted(groups.items()))
 
 
 def auto_path_under(env: dict[str, str]) -> str:
