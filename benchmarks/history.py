@@ -21,11 +21,11 @@ def load(folder: Path) -> list[dict]:
     return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
 
 
-def append(folder: Path, record: dict) -> list[dict]:
-    """Add this run (a rerun at the same commit on the same CPU and path replaces its entry)."""
+def append(folder: Path, records: list[dict]) -> list[dict]:
+    """Add this run's records (a rerun at the same commit on the same CPU and path replaces its entry)."""
     key = ("commit", "cpu", "path")
-    runs = [r for r in load(folder) if tuple(r.get(k) for k in key) != tuple(record.get(k) for k in key)]
-    runs.append(record)
+    new = {tuple(r.get(k) for k in key) for r in records}
+    runs = [r for r in load(folder) if tuple(r.get(k) for k in key) not in new] + records
     runs.sort(key=lambda r: str(r.get("date", "")), reverse=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FILE).write_text(json.dumps(runs, indent=1, ensure_ascii=False) + "\n")

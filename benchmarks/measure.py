@@ -391,6 +391,11 @@ NO_AMX_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}
 SPEED_ROWS = (("CBSD68", 25), ("Set14", 4))  # the two rows the speed targets are read on
 
 
+def env_text(env: dict[str, str]) -> str:
+    """An ISA cap as a shell prefix: 'ONEDNN_MAX_CPU_ISA=AVX2 ...'."""
+    return " ".join(f"{k}={v}" for k, v in env.items())
+
+
 @dataclass
 class PrecisionRow:
     dataset: str
@@ -421,6 +426,33 @@ def bench_precision(bench: Path, den_rows: list, sr_rows: list, limit: int | Non
         rows.append(PrecisionRow(r.dataset, kind, param, r.scores["imgdiff"], fp32, avx2, no_amx))
         log(f"  {kind} {r.dataset} {param}: {r.mean('imgdiff') - float(np.mean(fp32.psnr)):+.3f} dB vs fp32")
     return rows
+
+
+def speed_pairs(rows: list[PrecisionRow], den: list, sr: list) -> list[tuple[str, str, float, PrecisionRow]]:
+    """The two speed targets as (record key, label, the peer's s/MP, imgdiff's precision row), for
+    those this run measured: default denoise vs NL-means, x4 upscale vs LapSRN."""
+    targets = [
+        (
+            "denoise_vs_nlmeans",
+            "denoise CBSD68 σ=25 vs NL-means",
+            next((d for d in den if (d.dataset, d.sigma) == ("CBSD68", 25)), None),
+            "nlmeans",
+            ("denoise", "CBSD68", 25),
+        ),
+        (
+            "x4_vs_lapsrn",
+            "upscale x4 Set14 vs LapSRN",
+            next((u for u in sr if (u.dataset, u.scale) == ("Set14", 4)), None),
+            "LapSRN",
+            ("upscale", "Set14", 4),
+        ),
+    ]
+    pairs = []
+    for key, label, main, peer, row_key in targets:
+        row = next((r for r in rows if (r.kind, r.dataset, r.param) == row_key), None)
+        if main and row:
+            pairs.append((key, label, s_per_mp(main.scores[peer]), row))
+    return pairs
 
 
 def bench_call_overhead(tmp: Path, pairs: int = 7) -> tuple[float, float, float]:

@@ -29,7 +29,9 @@ from benchmarks.measure import (
     RealNoise,
     SRRow,
     StepRow,
+    env_text,
     s_per_mp,
+    speed_pairs,
 )
 from imgdiff.cards import total_compute
 from imgdiff.checkpoint import read_config
@@ -411,14 +413,13 @@ def precision_section(
     AMX capped away, the path of the CPUs the targets are set for), then every run's ratios."""
     if not rows:
         return []
-    capped = " ".join(f"{k}={v}" for k, v in AVX2_ENV.items())
+    capped = env_text(AVX2_ENV)
     no_amx = any(r.no_amx is not None for r in rows)
     cap_text = ""
     if no_amx:
-        cap = " ".join(f"{k}={v}" for k, v in NO_AMX_ENV.items())
         cap_text = (
-            f", and on this AMX CPU with `{cap}` too (oneDNN kept to a Zen 4's ISA — AVX-512 with bf16 and VNNI "
-            f"dot products, no AMX — where auto takes {no_amx_path})"
+            f", and on this AMX CPU with `{env_text(NO_AMX_ENV)}` too (oneDNN kept to a Zen 4's ISA — AVX-512 "
+            f"with bf16 and VNNI dot products, no AMX — where auto takes {no_amx_path})"
         )
     lines = [
         "## Precision paths and instruction sets",
@@ -453,15 +454,7 @@ def precision_section(
     lines += table([*heads, *(["no-AMX-capped s/MP"] if no_amx else []), "AVX2-capped s/MP"], body)
     worst = max(abs(float(np.mean(r.auto.psnr)) - float(np.mean(r.fp32.psnr))) for r in rows)
     lines += ["", f"Largest quality change of the default path against fp32: {worst:.3f} dB (target ≤ 0.05).", ""]
-    peers = []
-    d = next((r for r in den if (r.dataset, r.sigma) == ("CBSD68", 25)), None)
-    p = next((r for r in rows if (r.kind, r.dataset, r.param) == ("denoise", "CBSD68", 25)), None)
-    if d and p:
-        peers.append(("denoise CBSD68 σ=25 vs NL-means", s_per_mp(d.scores["nlmeans"]), p))
-    u = next((r for r in sr if (r.dataset, r.scale) == ("Set14", 4)), None)
-    q = next((r for r in rows if (r.kind, r.dataset, r.param) == ("upscale", "Set14", 4)), None)
-    if u and q:
-        peers.append(("upscale x4 Set14 vs LapSRN", s_per_mp(u.scores["LapSRN"]), q))
+    peers = [(label, ref, r) for _, label, ref, r in speed_pairs(rows, den, sr)]
     if peers:
         body = [
             [

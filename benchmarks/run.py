@@ -69,8 +69,10 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     load_set,
     log,
     mem_total_gib,
+    env_text,
     s_per_mp,
     save_strip,
+    speed_pairs,
     version_of,
 )
 from benchmarks import history as speed_history  # noqa: E402
@@ -112,33 +114,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def speed_records(precision, den_rows, sr_rows, overhead, no_amx_path: str | None) -> list[dict]:
+def speed_records(precision, den_rows, sr_rows, overhead, auto: str, no_amx_path: str | None) -> list[dict]:
     """This run's speed-target ratios, one record per CPU path measured (auto, no-AMX cap, AVX2 cap)."""
-    nlm = next((s_per_mp(r.scores["nlmeans"]) for r in den_rows if (r.dataset, r.sigma) == ("CBSD68", 25)), None)
-    lap = next((s_per_mp(r.scores["LapSRN"]) for r in sr_rows if (r.dataset, r.scale) == ("Set14", 4)), None)
-    den = next((r for r in precision if (r.kind, r.dataset, r.param) == ("denoise", "CBSD68", 25)), None)
-    up = next((r for r in precision if (r.kind, r.dataset, r.param) == ("upscale", "Set14", 4)), None)
-    if not (nlm and lap and den and up):
+    pairs = speed_pairs(precision, den_rows, sr_rows)
+    if len(pairs) < 2:
         return []
-    paths = [("auto: " + auto_path(), "auto", overhead[2] if overhead else None)]
+    paths = [("auto: " + auto, "auto", overhead[2] if overhead else None)]
     if no_amx_path:
-        paths.append(
-            ("capped " + " ".join(f"{k}={v}" for k, v in NO_AMX_ENV.items()) + ": " + no_amx_path, "no_amx", None)
-        )
+        paths.append((f"capped {env_text(NO_AMX_ENV)}: {no_amx_path}", "no_amx", None))
     paths.append(("capped to AVX2: fp32", "avx2", None))
     records = []
     for label, attr, added in paths:
-        d, u = getattr(den, attr), getattr(up, attr)
-        if d is None or u is None:
+        if any(getattr(row, attr) is None for *_, row in pairs):
             continue
-        records.append(
-            {
-                "path": label,
-                "denoise_vs_nlmeans": round(s_per_mp(d) / nlm, 3),
-                "x4_vs_lapsrn": round(s_per_mp(u) / lap, 3),
-                "overhead_s": None if added is None else round(added, 3),
-            }
-        )
+        record = {"path": label}
+        record.update({key: round(s_per_mp(getattr(row, attr)) / ref, 3) for key, _, ref, row in pairs})
+        record["overhead_s"] = None if added is None else round(added, 3)
+        records.append(record)
     return records
 
 
@@ -240,13 +232,14 @@ def main(argv: list[str] | None = None) -> None:
     if total > 3 << 20:
         log(f"warning: pictures under {crops} total {total / 2**20:.1f} MiB (limit 3 MiB)")
 
+    here = auto_path()
     no_amx_path = auto_path_under(NO_AMX_ENV) if any(r.no_amx is not None for r in precision) else None
     history = speed_history.load(crops)
-    if not args.quick and precision:  # a smoke run's 3 images per set are no speed record
-        records = speed_records(precision, den_rows, sr_rows, overhead, no_amx_path)
-        for rec in records:
-            rec.update(date=started.strftime("%Y-%m-%d"), commit=revision, cpu=cpu_model())
-            history = speed_history.append(crops, rec)
+    # a smoke run's 3 images per set are no speed record
+    records = [] if args.quick else speed_records(precision, den_rows, sr_rows, overhead, here, no_amx_path)
+    if records:
+        run = {"date": started.strftime("%Y-%m-%d"), "commit": revision, "cpu": cpu_model()}
+        history = speed_history.append(crops, [{**rec, **run} for rec in records])
 
     elapsed = time.perf_counter() - _T0
     end_revision, end_fingerprint = commit(out, crops), code_fingerprint()
@@ -266,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         "CPU": cpu_model(),
         "cores": f"{os.cpu_count()} logical, {CORES} usable by this process (sched_getaffinity)",
         "memory": f"{mem_total_gib():.1f} GiB",
-        "imgdiff precision (`--precision auto`)": f"{auto_path()}; denoise default `--ensemble {DENOISE_ENSEMBLE}`",
+        "imgdiff precision (`--precision auto`)": f"{here}; denoise default `--ensemble {DENOISE_ENSEMBLE}`",
         "threads": f"torch {torch.__version__}, {torch.get_num_threads()} threads; OMP_NUM_THREADS={CORES}; "
         "the CLI uses its default (all usable cores)",
         "software": f"Python {platform.python_version()}, numpy {np.__version__}, OpenCV {cv2.__version__}, "

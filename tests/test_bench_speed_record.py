@@ -25,10 +25,9 @@ def rows(no_amx: bool):
     return den, sr, precision
 
 
-def test_speed_records_name_each_path_and_divide_by_the_peer(monkeypatch):
-    monkeypatch.setattr("benchmarks.run.auto_path", lambda: "bf16 (amx)")
+def test_speed_records_name_each_path_and_divide_by_the_peer():
     den, sr, precision = rows(no_amx=True)
-    recs = speed_records(precision, den, sr, (1.5, 1.2, 0.25), "fp32, int8 (avx512_vnni)")
+    recs = speed_records(precision, den, sr, (1.5, 1.2, 0.25), "bf16 (amx)", "fp32, int8 (avx512_vnni)")
     assert [r["path"].split(":")[0] for r in recs] == [
         "auto",
         "capped ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16",
@@ -37,15 +36,15 @@ def test_speed_records_name_each_path_and_divide_by_the_peer(monkeypatch):
     assert [(r["denoise_vs_nlmeans"], r["x4_vs_lapsrn"]) for r in recs] == [(0.5, 0.25), (0.9, 0.5), (1.5, 1.5)]
     assert [r["overhead_s"] for r in recs] == [0.25, None, None]
     den, sr, precision = rows(no_amx=False)
-    assert len(speed_records(precision, den, sr, None, None)) == 2  # no AMX here: no capped record
+    assert len(speed_records(precision, den, sr, None, "fp32", None)) == 2  # no AMX here: no capped record
 
 
 def test_history_keeps_other_machines_and_replaces_a_rerun(tmp_path):
     old = {"date": "2026-12-03", "commit": "aaa", "cpu": "Zen 4", "path": "auto: bf16", "denoise_vs_nlmeans": 0.9}
     (tmp_path / history.FILE).write_text(json.dumps([old]))
     new = {"date": "2026-12-04", "commit": "bbb", "cpu": "Xeon", "path": "auto: bf16 (amx)", "denoise_vs_nlmeans": 0.5}
-    history.append(tmp_path, new)
-    runs = history.append(tmp_path, {**new, "denoise_vs_nlmeans": 0.6})  # the same run again replaces it
+    history.append(tmp_path, [new])
+    runs = history.append(tmp_path, [{**new, "denoise_vs_nlmeans": 0.6}])  # the same run again replaces it
     assert [(r["cpu"], r["denoise_vs_nlmeans"]) for r in runs] == [("Xeon", 0.6), ("Zen 4", 0.9)]
     assert history.rows(runs)[1][3] == "0.90x" and history.rows(runs)[0][4] == "—"
     (tmp_path / history.FILE).write_text("{not json")
