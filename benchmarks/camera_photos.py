@@ -9,6 +9,10 @@ the crops through the CLI (`imgdiff denoise DIR --model M`, default ensemble, on
 PSNR and the texture ratio (high-frequency energy over the clean crop's on its most textured 96x96
 square) per ISO, and with --detail the same for each detail gain: the figures a checkpoint (or a
 default) is chosen on before the full benchmark, which measures only at its end.
+
+--fit-texture T fits camera noise's default gain (imgdiff.defaults.REAL_DETAIL_FIT): per crop and ISO,
+the gain that brings its texture ratio to T, regressed as gain - 1 = a * s^p on the std s of what the
+model removed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.camera import ISO_LEVELS, most_textured_box, record, texture_ratio  # noqa: E402
 from benchmarks.measure import imgdiff_cli, load_photo_slice, read_outputs, write_pngs  # noqa: E402
-from imgdiff.detail import restore_detail  # noqa: E402
+from imgdiff.detail import removed_std, restore_detail  # noqa: E402
 from imgdiff.eval.metrics import psnr  # noqa: E402
 from imgdiff.io import ImageData, to_u8  # noqa: E402
 
@@ -34,6 +38,23 @@ SEED = 7  # not the benchmark's seed: another draw of the same camera
 
 def with_detail(a: np.ndarray, gain: float) -> np.ndarray:
     return to_u8(restore_detail(ImageData(np.float32(a / 255)), gain).pixels)
+
+
+FIT_GAINS = np.arange(1.0, 3.001, 0.05)
+
+
+def gain_for_texture(out: np.ndarray, clean: np.ndarray, box, target: float) -> float:
+    """The smallest gain on FIT_GAINS' range whose texture ratio reaches target (interpolated; the ends
+    of the range where it is never or always reached)."""
+    tex = [texture_ratio(with_detail(out, g), clean, box) for g in FIT_GAINS]
+    return float(np.interp(target, np.maximum.accumulate(tex), FIT_GAINS))
+
+
+def fit_gain(removed: list[float], gains: list[float]) -> tuple[float, float]:
+    """Least squares of log(gain - 1) on log(removed): (a, p) of gain = 1 + a * removed^p."""
+    x, y = np.log(removed), np.log(np.maximum(np.asarray(gains) - 1, 1e-3))
+    p, log_a = np.polyfit(x, y, 1)
+    return float(np.exp(log_a)), float(p)
 
 
 def main() -> None:
@@ -48,7 +69,9 @@ def main() -> None:
         help="also sweep these --detail gains (e.g. 1.2,1.4,1.6): each model runs once with --detail 1 and "
         "imgdiff.detail.restore_detail, the function --detail calls, applies each gain to its outputs",
     )
+    p.add_argument("--fit-texture", type=float, default=None, metavar="T", help="fit the default gain (see above)")
     args = p.parse_args()
+    fit: tuple[list[float], list[float]] = ([], [])
     held = load_photo_slice(args.photos, None, args.crop)
     if held is None:
         sys.exit(f"benchmarks/camera_photos.py: no held-out photographs in {args.photos}")
@@ -66,9 +89,13 @@ def main() -> None:
             for j, model in enumerate(args.model):
                 dst = Path(tmp) / f"out{k}_{j}"
                 spec = str(Path(model).resolve()) if Path(model).is_file() else model  # the CLI runs in the repo root
-                extra = ("--detail", "1") if args.detail else ()
+                extra = ("--detail", "1") if args.detail or args.fit_texture else ()
                 imgdiff_cli("denoise", str(src), "-o", str(dst), "--model", spec, "-q", *extra)
                 outs = read_outputs(dst, names)
+                if args.fit_texture and j == 0:
+                    for o, n, c, b in zip(outs, noisy, cleans, boxes, strict=True):
+                        fit[0].append(removed_std(np.float32(n / 255), np.float32(o / 255)))
+                        fit[1].append(gain_for_texture(o, c, b, args.fit_texture))
                 for gain in [None, *(args.detail or [])]:
                     got = outs if gain is None else [with_detail(o, gain) for o in outs]
                     db = np.mean([psnr(o, c) for o, c in zip(got, cleans, strict=True)])
@@ -76,6 +103,9 @@ def main() -> None:
                     label = model if gain is None else f"  --detail {gain:g}"
                     cells.append(f"{label}: {db:.3f} dB, texture {tex:.2f}")
             print(f"{iso}: " + " | ".join(cells), flush=True)
+    if args.fit_texture:
+        a, p_ = fit_gain(*fit)
+        print(f"{args.model[0]}: texture {args.fit_texture:g} at gain = 1 + {a:.3f} s^{p_:.3f} (s: removed std)")
 
 
 if __name__ == "__main__":

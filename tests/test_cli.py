@@ -233,11 +233,12 @@ def test_models_commands(runner):
 
 
 def test_detail_gain_is_recorded_and_defaults_per_noise_kind(runner, tmp_path, noisy_png):
-    """White noise keeps the posterior mean unless asked; camera noise gets REAL_DETAIL; the gain used
-    is in the JSON line and the PNG metadata, and a larger gain gives more fine detail."""
+    """White noise keeps the posterior mean unless asked; camera noise gets the gain that follows the
+    noise removed (recorded beside it); the gain used is in the JSON line and the PNG metadata, and a
+    larger gain gives more fine detail."""
     import cv2
 
-    from imgdiff.defaults import REAL_DETAIL
+    from imgdiff.detail import camera_gain
 
     def fine(path) -> float:
         y = np.asarray(Image.open(path).convert("L"), np.float64)
@@ -247,14 +248,35 @@ def test_detail_gain_is_recorded_and_defaults_per_noise_kind(runner, tmp_path, n
     for args, gain in (
         (["--sigma", "20"], 1.0),
         (["--sigma", "20", "--detail", "1.8"], 1.8),
-        (["--mode", "real"], REAL_DETAIL),
+        (["--mode", "real", "--detail", "1.3"], 1.3),
+        (["--mode", "real"], None),
     ):
         o = tmp_path / f"d{gain}.png"
         r = cli(runner, "denoise", str(noisy_png), *args, "-o", str(o), "--json")
         assert r.exit_code == 0, r.stderr
-        assert json.loads(r.stdout)["detail"] == gain and json.loads(png_metadata(o)["imgdiff"])["detail"] == gain
+        line, meta = json.loads(r.stdout), json.loads(png_metadata(o)["imgdiff"])
+        if gain is None:  # the default: a function of what was removed, which the tiny model makes large
+            assert line["noise_removed"] > 1 and meta["noise_removed"] == line["noise_removed"]
+            gain = camera_gain(line["noise_removed"])
+            assert 1 < gain <= 2
+        assert line["detail"] == gain and meta["detail"] == gain
         outs[gain] = o
     assert fine(outs[1.8]) > 1.5 * fine(outs[1.0])
+
+
+def test_camera_gain_follows_the_noise_removed():
+    from imgdiff.defaults import REAL_DETAIL_MAX
+    from imgdiff.detail import camera_gain, removed_std
+
+    rng = np.random.default_rng(1)
+    clean = rng.random((300, 40, 3), dtype=np.float32)
+    assert removed_std(clean, clean) == 0 and camera_gain(0.0) == 1
+    noise = rng.standard_normal(clean.shape, np.float32)
+    stds = [removed_std(clean + np.float32(s / 255) * noise, clean) for s in (5, 10, 20)]
+    assert np.allclose(stds, (5, 10, 20), rtol=0.02)  # over row bands: 300 rows are two of them
+    gains = [camera_gain(s) for s in stds]
+    assert 1.3 < gains[0] < gains[1] < gains[2] < REAL_DETAIL_MAX
+    assert camera_gain(1e6) == camera_gain(float("inf")) == REAL_DETAIL_MAX and camera_gain(float("nan")) == 1
 
 
 def test_restore_detail_keeps_shape_range_alpha_and_mean():

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..batch import Job, check_not_an_input, check_stdout, needs_work, output_dir, plan_batch, run_jobs
-from ..defaults import DENOISE_ENSEMBLE, DETAIL_RANGE, REAL_DETAIL, STYLE_STRENGTH
+from ..defaults import DENOISE_ENSEMBLE, DETAIL_RANGE, REAL_DETAIL_FIT, REAL_DETAIL_MAX, STYLE_STRENGTH
 from ..errors import ImgdiffError
 from ..io import describe_pixels, output_format, read_image
 from ..report import Reporter
@@ -113,8 +113,9 @@ def denoise(
             min=DETAIL_RANGE[0],
             max=DETAIL_RANGE[1],
             callback=finite,
-            help=f"Gain on the finest detail after denoising (1 = none, the PSNR optimum; default "
-            f"{REAL_DETAIL:g} for camera noise, 1 for white noise).",
+            help=f"Gain on the finest detail after denoising (1 = none, the PSNR optimum). Default: 1 for "
+            f"white noise; for camera noise it grows with the noise removed, 1 + {REAL_DETAIL_FIT[0]:g} "
+            f"s^{REAL_DETAIL_FIT[1]:g} (s its std, 0..255), at most {REAL_DETAIL_MAX:g}.",
         ),
     ] = None,
     common: Common = None,
@@ -162,7 +163,7 @@ class Denoise(Work):
         return self.models[kind]
 
     def __call__(self, img, rep: Reporter):
-        from ..detail import restore_detail
+        from ..detail import camera_gain, removed_std, restore_detail
         from ..noise import read_noise
         from ..pipelines.denoise import denoise_image, resolve_sigma
         from ..pipelines.restore import restore_image
@@ -176,8 +177,11 @@ class Denoise(Work):
         found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
         if kind == "real":
             model = self.model_for("real", rep)
-            gain = REAL_DETAIL if self.detail is None else self.detail
-            out = restore_detail(restore_image(img, model, rt, steps, common.seed, rep.step), gain)
+            est = restore_image(img, model, rt, steps, common.seed, rep.step)
+            removed = round(removed_std(img.pixels, est.pixels), 2)
+            gain = camera_gain(removed) if self.detail is None else self.detail
+            out = restore_detail(est, gain)
+            found["noise_removed"] = removed
             meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, detail=gain, **found)
             return out, meta, {"mode": "real", "steps": steps, "detail": gain, **found}
         model = self.model_for("gaussian", rep)
