@@ -217,6 +217,29 @@ def test_several_data_folders_validate_each_and_select_one(runner, tmp_path):
         assert r.exit_code == 2 and bad in r.stderr
 
 
+def test_a_fine_tune_never_replaces_its_init_with_a_worse_checkpoint(runner, tmp_path):
+    """--init X --out X (how runs continue): the init's held-out score is the bar, so a step that only
+    dips below it (here a learning rate that wrecks the network) leaves X as it was; to a new --out the
+    run still writes its last weights, saying so."""
+    data = make_corpus(tmp_path / "data")
+    x = tmp_path / "x.safetensors"
+    common = ["--task", "denoise", "--data", str(data), "--batch", "2", "--crop", "32", "--threads", "1", "-q"]
+    small = ["--net", "base=8,mults=1/2,emb_dim=16"]
+    r = cli(runner, "train", *common, *small, "--out", str(x), "--run-dir", str(tmp_path / "r0"), "--max-steps", "3")
+    assert r.exit_code == 0, r.stderr
+    before = hashlib.sha256(x.read_bytes()).hexdigest()
+    wreck = [*small, "--init", str(x), "--lr", "1", "--warmup", "1", "--max-steps", "3", "--val-every", "1"]
+    r = cli(runner, "train", *common, *wreck, "--out", str(x), "--run-dir", str(tmp_path / "r1"))
+    assert r.exit_code == 0, r.stderr
+    rows = list(csv.reader(open(tmp_path / "r1" / "log.csv")))
+    init, later = json.loads(rows[1][4])["score"], [json.loads(row[4])["score"] for row in rows[2:]]
+    assert later and all(not v > init for v in later)  # the wreck really did dip (or went NaN)
+    assert hashlib.sha256(x.read_bytes()).hexdigest() == before
+    other = tmp_path / "other.safetensors"
+    r = cli(runner, "train", *common, *wreck, "--out", str(other), "--run-dir", str(tmp_path / "r2"))
+    assert r.exit_code == 0 and other.exists()
+
+
 def test_source_share_sets_the_fraction_of_crops(tmp_path):
     """A folder given 90 % of the crops supplies ~90 % of them, though its images are far smaller."""
     import torch

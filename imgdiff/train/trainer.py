@@ -309,6 +309,7 @@ def train(opts: TrainOptions) -> dict:
         cfg["zoom"] = list(opts.zoom)
     torch.manual_seed(opts.seed)  # a fresh network's initial weights
     model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)
+    fresh: list[str] = []
     if opts.init and not state:
         fresh = load_matching(model, load_tensors(opts.init))
         if fresh:
@@ -412,6 +413,8 @@ def train(opts: TrainOptions) -> dict:
         writer.writerow([0, 0.0, "init", "", json.dumps(figures)])
         logf.flush()
         log(opts, f"{opts.task} init {opts.init} val {figures}")
+        if not fresh:  # the bar a checkpoint must clear: a fine-tune whose --out is its --init must not
+            best = figures["score"]  # replace it with the dip that follows a warm restart
     model.train()
     start_step = fitter.step
 
@@ -444,6 +447,8 @@ def train(opts: TrainOptions) -> dict:
     writer.writerow([step, round((time.time() - t0) / 60, 2), "end", f"{running:.5f}", json.dumps(figures)])
     logf.close()
     if figures["score"] > best or not opts.out.exists():
+        if figures["score"] <= best:
+            log(opts, f"warning: no step beat the init's val {best}; {opts.out} holds the last weights")
         best = max(best, figures["score"])
         save_best(figures)
     save_state()
