@@ -103,7 +103,7 @@ def _int8(cfg: dict, net: dict) -> str:
     from .models.onednn import int8_min_channels
 
     n = int8_min_channels(cfg)
-    measured = "measured for this checkpoint" if "int8_min_channels" in cfg else "the default"
+    measured = "measured for this checkpoint or its init" if "int8_min_channels" in cfg else "the default"
     widths = [net["base"] * m for m in net["mults"]]
     quantised = [w for w in widths if w >= n]
     return f"blocks of {'/'.join(map(str, quantised)) or 'no'} channels ({measured}: at least {n})"

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from imgdiff.cards import write_manifest
-from imgdiff.checkpoint import load_tensors, read_config, read_header
+from imgdiff.checkpoint import load_tensors, read_config, read_header, save_checkpoint
 from imgdiff.defaults import DENOISE_ENSEMBLE
 from imgdiff.train.data import is_validation
 from tests.conftest import EXAMPLES, cli
@@ -220,13 +220,14 @@ def test_several_data_folders_validate_each_and_select_one(runner, tmp_path):
 def test_a_fine_tune_never_replaces_its_init_with_a_worse_checkpoint(runner, tmp_path):
     """--init X --out X (how runs continue): the init's held-out score is the bar, so a step that only
     dips below it (here a learning rate that wrecks the network) leaves X as it was; to a new --out the
-    run still writes its last weights, saying so."""
+    run still writes its last weights, saying so, with the init's int8 threshold."""
     data = make_corpus(tmp_path / "data")
     x = tmp_path / "x.safetensors"
     common = ["--task", "denoise", "--data", str(data), "--batch", "2", "--crop", "32", "--threads", "1", "-q"]
     small = ["--net", "base=8,mults=1/2,emb_dim=16"]
     r = cli(runner, "train", *common, *small, "--out", str(x), "--run-dir", str(tmp_path / "r0"), "--max-steps", "3")
     assert r.exit_code == 0, r.stderr
+    save_checkpoint(x, load_tensors(x), {**read_config(x), "int8_min_channels": 32})  # as a shipped one
     before = hashlib.sha256(x.read_bytes()).hexdigest()
     wreck = [*small, "--init", str(x), "--lr", "1", "--warmup", "1", "--max-steps", "3", "--val-every", "1"]
     r = cli(runner, "train", *common, *wreck, "--out", str(x), "--run-dir", str(tmp_path / "r1"))
@@ -238,6 +239,7 @@ def test_a_fine_tune_never_replaces_its_init_with_a_worse_checkpoint(runner, tmp
     other = tmp_path / "other.safetensors"
     r = cli(runner, "train", *common, *wreck, "--out", str(other), "--run-dir", str(tmp_path / "r2"))
     assert r.exit_code == 0 and other.exists()
+    assert read_config(other)["int8_min_channels"] == 32  # the same network keeps its measured int8 threshold
 
 
 def test_source_share_sets_the_fraction_of_crops(tmp_path):

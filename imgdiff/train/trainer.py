@@ -302,6 +302,10 @@ def train(opts: TrainOptions) -> dict:
             raise UsageError(f"{opts.init}: a {init_cfg['task']!r} checkpoint cannot initialise {opts.task!r}")
         cfg["net"] = {**init_cfg["net"], **(opts.net or {})}
         cfg["init"] = lineage(opts.init, init_cfg)
+        if "int8_min_channels" in init_cfg and cfg["net"] == init_cfg["net"]:
+            # the same network fine-tuned keeps its activation ranges, so the int8 threshold measured for
+            # the init carries over (the benchmark's auto-vs-fp32 rows check each shipped checkpoint)
+            cfg["int8_min_channels"] = init_cfg["int8_min_channels"]
     else:
         cfg = default_config(opts.task)
         cfg["net"] = {**cfg["net"], **(opts.net or {})}
