@@ -134,19 +134,21 @@ def cpu_bf16_path() -> str | None:
 
 
 # bf16 must beat fp32 by this factor on the probe to be chosen: the two measured CPUs are far
-# either side of 1 (Zen 4 1.7x, the Xeon 0.5x), so load on the machine cannot flip the choice
+# either side of 1 (Zen 4 1.7x, the AMX-less Xeon 0.5x)
 BF16_MIN_SPEEDUP = 1.15
+PROBE_VERSION = 2  # _probe_bf16_speedup's method; part of the cache key
 
 
 def bf16_speedup() -> float:
     """fp32 time over bf16 time for the denoiser's convolution shapes on this CPU. Native bf16 is
     not always the faster: a 2-core Xeon (Sapphire Rapids class, AMX not exposed) ran the shipped
-    denoiser 1.5x slower in bf16 than in fp32, a 2-core Zen 4 1.7x faster. Measured once (0.3 s)
+    denoiser 1.5x slower in bf16 than in fp32, a 2-core Zen 4 1.7x faster. Measured once (0.2 s)
     per CPU model, flags, torch version and ISA cap, and kept in the cache."""
     from .cache import cache_root
     from .io import write_atomic
 
     sig = "\n".join([cpu_info().get("model name", "?"), " ".join(sorted(cpu_flags())), torch.__version__])
+    sig += f"\nprobe {PROBE_VERSION}"  # a new probe measures again: the old one could cache a reading taken under load
     sig += "".join(f"\n{v}={os.environ.get(v, '')}" for v in _ISA_VARS)
     key = hashlib.sha256(sig.encode()).hexdigest()[:16]
     path = cache_root() / "cpu-precision.json"
@@ -168,24 +170,34 @@ def bf16_speedup() -> float:
 
 
 def _probe_bf16_speedup() -> float:
-    """Best of three runs of three 3x3 convolutions shaped like the UNet's levels, each precision."""
+    """Three 3x3 convolutions shaped like the UNet's levels: fp32 time over bf16 time, the fastest of
+    four interleaved runs of each, on one thread."""
     g = torch.Generator().manual_seed(0)
     layers = [
         (torch.randn(1, c, s, s, generator=g).contiguous(memory_format=torch.channels_last), torch.randn(c, c, 3, 3))
         for c, s in ((32, 256), (64, 128), (128, 64))
     ]
 
-    def best(bf16: bool) -> float:
-        times = []
+    def once(bf16: bool) -> float:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            for _ in range(4):  # the first run builds the kernels
-                t = time.perf_counter()
-                for x, w in layers:
-                    torch.nn.functional.conv2d(x, w, padding=1)
-                times.append(time.perf_counter() - t)
-        return min(times[1:])
+            t = time.perf_counter()
+            for x, w in layers:
+                torch.nn.functional.conv2d(x, w, padding=1)
+            return time.perf_counter() - t
 
-    return best(False) / best(True)
+    # On one thread and interleaved: with both cores of an AMX Xeon busy elsewhere, the old probe
+    # (two threads, three runs of one precision, then of the other) read 0.75 instead of 3.5, and the
+    # cached reading turned auto to fp32 for good; one thread read 3.5-3.7 under the same load, since
+    # a parallel convolution waits for its most delayed thread. The fastest run of each is its least
+    # disturbed one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        once(False), once(True)  # the first runs build the kernels
+        pairs = [(once(False), once(True)) for _ in range(4)]
+    finally:
+        torch.set_num_threads(threads)
+    return min(a for a, _ in pairs) / min(b for _, b in pairs)
 
 
 def cpu_auto_bf16() -> bool:

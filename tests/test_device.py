@@ -109,8 +109,10 @@ def test_bf16_probe_measures_and_survives_an_unwritable_cache(monkeypatch, tmp_p
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("IMGDIFF_CACHE", str(blocker))
+    threads = torch.get_num_threads()
     ratio = d.bf16_speedup()  # the real probe, on this CPU
     assert math.isfinite(ratio) and 0.01 < ratio < 100
+    assert torch.get_num_threads() == threads  # it measures on one thread and gives the others back
 
 
 @pytest.mark.parametrize(
