@@ -452,7 +452,8 @@ def train(opts: TrainOptions) -> dict:
     logf.close()
     if figures["score"] > best or not opts.out.exists():
         if figures["score"] <= best:
-            log(opts, f"warning: no step beat the init's val {best}; {opts.out} holds the last weights")
+            beaten = f"val {best} (the init's or an earlier best)"
+            log(opts, f"warning: no step beat {beaten}; {opts.out} holds the last step's weights")
         best = max(best, figures["score"])
         save_best(figures)
     save_state()
