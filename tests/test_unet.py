@@ -50,6 +50,23 @@ def test_fused_kernels_are_the_same_function(monkeypatch, circular):
     assert len(calls) == 3 * 2 + 2 * 2  # every block of the one-level path asked, none skipped
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_activation_quantiser_is_round_to_nearest_u8(monkeypatch, recwarn, fused):
+    """The one-pass kernel and the plain expression agree (but for exact ties), keep channels-last,
+    span 0..255 over the tensor's range and print no deprecation warning on stderr."""
+    if not fused:
+        monkeypatch.delattr(torch, "quantize_per_tensor")
+    torch.manual_seed(0)
+    x = (torch.randn(1, 16, 24, 40) * 3 + 1).contiguous(memory_format=torch.channels_last)
+    q, scale, zp = onednn._quantise(x)
+    plain = (x / scale).round() + zp
+    assert q.dtype == torch.uint8 and q.is_contiguous(memory_format=torch.channels_last)
+    assert (q.float() - plain).abs().max().item() <= 1 and (q.float() != plain).float().mean().item() < 1e-3
+    assert q.min().item() == 0 and q.max().item() == 255
+    assert (q.float() - zp).mul(scale).sub(x).abs().max().item() <= scale * 0.5 + 1e-6  # round to nearest
+    assert not [w for w in recwarn if "quantize" in str(w.message)]
+
+
 @pytest.mark.skipif(not onednn.available(), reason="this torch build has no oneDNN int8 kernels")
 @pytest.mark.parametrize("circular", [False, True])
 def test_int8_deep_levels_stay_close_to_fp32(circular):

@@ -11,6 +11,7 @@ where int8 pays (a 3x3 convolution there 3-4x faster than fp32 on a 2-core Xeon)
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -76,7 +77,17 @@ def _quantise(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = max(hi - lo, 1e-8) / 255
     zp = min(255, max(0, round(-lo / scale)))
-    return (x.float() * (1 / scale)).round_().add_(zp).clamp_(0, 255).to(torch.uint8), scale, zp
+    return _to_u8(x.float(), scale, zp), scale, zp
+
+
+def _to_u8(x: torch.Tensor, scale: float, zp: int) -> torch.Tensor:
+    """round(x / scale) + zp clamped to 0..255, in one pass where torch has the fused kernel (2-3x
+    faster than the plain expression's five passes; a whole `imgdiff denoise` call -3 %)."""
+    if hasattr(torch, "quantize_per_tensor"):  # deprecated (quint8 tensors); the kernel is what we want
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.quantize_per_tensor(x, scale, zp, torch.quint8).int_repr()
+    return (x * (1 / scale)).round_().add_(zp).clamp_(0, 255).to(torch.uint8)
 
 
 @dataclass
