@@ -21,24 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.measure import load_photo_slice  # noqa: E402
+from imgdiff.checkpoint import read_config  # noqa: E402
 from imgdiff.device import make_runtime  # noqa: E402
 from imgdiff.eval.evaluate import add_noise, evaluate_upscale, to_data  # noqa: E402
 from imgdiff.eval.metrics import psnr  # noqa: E402
-from imgdiff.hub import LoadedModel, load  # noqa: E402
+from imgdiff.hub import LoadedModel, load, resolve  # noqa: E402
 from imgdiff.io import to_u8  # noqa: E402
 from imgdiff.pipelines.denoise import denoise_image  # noqa: E402
 
 THRESHOLDS = (1024, 128, 64, 32)  # 1024: no block in int8
 
 
-def photo_psnr(model: LoadedModel, photos: Path, sigma: float = 25.0) -> float:
+def photo_psnr(model: LoadedModel, images: list[np.ndarray], sigma: float = 25.0) -> float:
     """Mean PSNR of one fp32(+int8) pass over the held-out photographs' 256² centre crops."""
-    held = load_photo_slice(photos, None, 256)
-    if held is None:
-        raise SystemExit(f"int8_levels.py: no held-out photographs in {photos} (build-photos.sh writes them)")
     rt = replace(make_runtime("cpu", "auto", None), dtype=torch.float32, ensemble=1)
     scores = []
-    for i, clean in enumerate(held.images):
+    for i, clean in enumerate(images):
         noisy = add_noise(clean.astype(np.float64), sigma, i)
         scores.append(psnr(to_u8(denoise_image(to_data(noisy), model, rt, sigma).pixels), clean))
     return float(np.mean(scores))
@@ -53,8 +51,12 @@ def main() -> None:
     rt = make_runtime("cpu", "auto", None)
     if not rt.int8:
         raise SystemExit("int8_levels.py: this CPU has no int8 path (VNNI); nothing to measure")
-    task = "denoise" if a.model.startswith("denoise") and "real" not in a.model else "restore"
+    task = read_config(resolve(a.model)[0]).get("task")  # a manifest name or a checkpoint file
     model = load(a.model, task, torch.device("cpu"))
+    if task == "denoise":
+        held = load_photo_slice(a.photos, None, 256)
+        if held is None:
+            raise SystemExit(f"int8_levels.py: no held-out photographs in {a.photos} (build-photos.sh writes them)")
     sets = ["held-out photos"] if task == "denoise" else ["Set5", "Set14"]
     metric = "RGB PSNR at sigma 25" if task == "denoise" else "Y-PSNR"
     print(f"{a.model}: {metric} (dB) with blocks of at least N channels in int8")
@@ -65,7 +67,7 @@ def main() -> None:
         for n in THRESHOLDS:
             model.config["int8_min_channels"] = n
             if task == "denoise":
-                row.append(photo_psnr(model, a.photos))
+                row.append(photo_psnr(model, held.images))
             else:
                 row.append(evaluate_upscale(a.bench / name, model, rt)["imgdiff"]["psnr"])
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |", flush=True)
