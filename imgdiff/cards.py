@@ -70,6 +70,7 @@ def model_cards(folder: Path, models: dict) -> str:
             f"condition channels {net['cond_channels']} |",
             f"| CPU int8 (VNNI) | {_int8(cfg, net)} |",
             f"| degradation trained on | {_degradation(cfg)} |",
+            *([f"| loss | {_loss(cfg)} |"] if cfg.get("texture_loss") else []),
             f"| noise range | sigma {cfg['sigma_min']}..{cfg['sigma_max']:.4g} (images in [-1, 1]), "
             f"sigma_data {cfg['sigma_data']} |",
             *(f"| training command (earlier launch) | `{c}` |" for c in tr.get("earlier_commands", [])),
@@ -127,6 +128,11 @@ def _degradation(cfg: dict) -> str:
             "demosaicing, tone curve), some white noise, JPEG q60-95 (BSRGAN/Real-ESRGAN style), 8-bit"
         )
     return f"{scale}blur, correlated colour noise or white noise, JPEG q30-95, 8-bit (`imgdiff/train/degrade.py`)"
+
+
+def _loss(cfg: dict) -> str:
+    """A run that weighted texture: pixel L1 plus the Fourier-amplitude term (train/objectives.py)."""
+    return f"L1 + {cfg['texture_loss']:g} x L1 of 32-px tiles' Fourier amplitudes (texture)"
 
 
 def _compute(tr: dict) -> str:

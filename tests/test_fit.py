@@ -91,3 +91,48 @@ def test_style_finetune_leaves_the_loaded_model_untouched():
     run(f, 2)
     assert f.shipped is copy and torch.equal(weights(model), before)
     assert not torch.equal(weights(copy), before)
+
+
+def test_amplitude_loss_asks_for_detail_not_for_its_place():
+    """A detail pattern moved within its tile costs nothing (phase-free); the same tile smoothed does."""
+    import torch.nn.functional as F
+
+    from imgdiff.train.objectives import amplitude_loss
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 64, 64, generator=gen) * 2 - 1
+    shifted = torch.cat(
+        [torch.roll(target[..., :32, :32], (5, 9), (-2, -1)), torch.roll(target[..., :32, 32:], (3, 1), (-2, -1))], -1
+    )
+    shifted = torch.cat([shifted, target[..., 32:, :]], -2)
+    smooth = F.avg_pool2d(F.pad(target, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    assert float(amplitude_loss(target, target)) == 0
+    assert float(amplitude_loss(shifted, target)) < 1e-5 < float((shifted - target).abs().mean())
+    assert float(amplitude_loss(smooth, target)) > 0.05
+
+
+def test_a_texture_loss_run_records_its_weight_and_keeps_it_on_resume(runner, tmp_path):
+    from imgdiff.cards import write_manifest
+    from imgdiff.checkpoint import read_config
+    from tests.conftest import cli
+    from tests.test_train_eval import make_corpus
+
+    data = make_corpus(tmp_path / "data")
+    out, run = tmp_path / "cards" / "upscale-x2.safetensors", tmp_path / "run"
+    common = ["train", "--task", "upscale-x2", "--data", str(data), "--out", str(out), "--run-dir", str(run)]
+    small = ["--batch", "2", "--crop", "32", "--threads", "1", "-q", "--net", "base=8,mults=1/2,emb_dim=16"]
+    r = cli(runner, *common, *small, "--max-steps", "2", "--texture-loss", "0.25")
+    assert r.exit_code == 0, r.stderr
+    assert read_config(out)["texture_loss"] == 0.25
+    r = cli(runner, *common, *small, "--max-steps", "1", "--resume", "--texture-loss", "3")
+    assert r.exit_code == 0, r.stderr
+    state_cfg = read_config(run / "state.safetensors")
+    assert state_cfg["texture_loss"] == 0.25
+    write_manifest(out.parent)
+    assert "| loss | L1 + 0.25 x L1 of 32-px tiles' Fourier amplitudes" in (out.parent / "MODEL_CARDS.md").read_text()
+    for bad in ("nan", "-1"):
+        r = cli(runner, *common, *small, "--max-steps", "1", "--texture-loss", bad)
+        assert r.exit_code == 2, r.stderr
+    r = cli(runner, "train", "--task", "generate", "--data", str(data), "--out", str(tmp_path / "g.safetensors"),
+            "--run-dir", str(tmp_path / "g"), "--max-steps", "1", "--texture-loss", "0.1", *small[:6])
+    assert r.exit_code == 2 and "--texture-loss" in r.stderr

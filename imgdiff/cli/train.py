@@ -66,6 +66,16 @@ def train(
     select: Annotated[
         str, typer.Option(help="The --data folder whose held-out slice chooses checkpoints (default: the last).")
     ] = "",
+    texture_loss: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=100.0,
+            callback=finite,
+            help="Weight of a Fourier-amplitude loss beside L1: keeps fine texture the pixel loss averages "
+            "away (restoration tasks; ignored with --resume, whose state fixes it).",
+        ),
+    ] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Train (or resume training) a checkpoint on folders of clean images."""
@@ -107,6 +117,7 @@ def train(
         init=init,
         net=net_overrides,
         zoom=zoom_range,
+        texture_loss=texture_loss,
         quiet=quiet,
         command=" ".join(["imgdiff", *sys.argv[1:]]),
         select=select,

@@ -92,6 +92,7 @@ class TrainOptions:
     quiet: bool = False
     command: str = ""  # how this run was launched, recorded in the checkpoint
     select: str = ""  # the data folder whose held-out slice chooses checkpoints (default: the last)
+    texture_loss: float = 0.0  # weight of objectives.amplitude_loss beside L1 (a new run's; kept in its config)
 
 
 def log(opts: TrainOptions, msg: str) -> None:
@@ -311,6 +312,10 @@ def train(opts: TrainOptions) -> dict:
         cfg["net"] = {**cfg["net"], **(opts.net or {})}
     if opts.zoom and not state:
         cfg["zoom"] = list(opts.zoom)
+    if opts.texture_loss and not state:
+        if cfg["task"] == "generate":
+            raise UsageError("--texture-loss: generate learns a distribution; the loss is for restoration tasks")
+        cfg["texture_loss"] = opts.texture_loss
     torch.manual_seed(opts.seed)  # a fresh network's initial weights
     model = build_denoiser(cfg).to(dev).to(memory_format=torch.channels_last)
     fresh: list[str] = []
