@@ -133,6 +133,21 @@ def test_a_texture_loss_run_records_its_weight_and_keeps_it_on_resume(runner, tm
     for bad in ("nan", "-1"):
         r = cli(runner, *common, *small, "--max-steps", "1", "--texture-loss", bad)
         assert r.exit_code == 2, r.stderr
-    r = cli(runner, "train", "--task", "generate", "--data", str(data), "--out", str(tmp_path / "g.safetensors"),
-            "--run-dir", str(tmp_path / "g"), "--max-steps", "1", "--texture-loss", "0.1", *small[:6])
+    r = cli(
+        runner,
+        "train",
+        "--task",
+        "generate",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "g.safetensors"),
+        "--run-dir",
+        str(tmp_path / "g"),
+        "--max-steps",
+        "1",
+        "--texture-loss",
+        "0.1",
+        *small[:6],
+    )
     assert r.exit_code == 2 and "--texture-loss" in r.stderr
