@@ -132,7 +132,9 @@ def _degradation(cfg: dict) -> str:
 
 def _loss(cfg: dict) -> str:
     """A run that weighted texture: pixel L1 plus the Fourier-amplitude term (train/objectives.py)."""
-    return f"L1 + {cfg['texture_loss']:g} x L1 of 32-px tiles' Fourier amplitudes (texture)"
+    from .train.objectives import TEXTURE_TILE
+
+    return f"L1 + {cfg['texture_loss']:g} x L1 of {TEXTURE_TILE}-px tiles' Fourier amplitudes (texture)"
 
 
 def _compute(tr: dict) -> str:

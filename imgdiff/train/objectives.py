@@ -22,7 +22,10 @@ def _log_uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: tor
     return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
 
-def amplitude_loss(out: torch.Tensor, target: torch.Tensor, patch: int = 32) -> torch.Tensor:
+TEXTURE_TILE = 32  # px: the side of the tiles amplitude_loss compares (named in the model card)
+
+
+def amplitude_loss(out: torch.Tensor, target: torch.Tensor, patch: int = TEXTURE_TILE) -> torch.Tensor:
     """L1 between the Fourier amplitude spectra of `patch`-square tiles of two image batches.
 
     Phase-free, so it asks for the right amount of fine detail even where the pixel loss, unsure where
