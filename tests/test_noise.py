@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdiff.noise import estimate_sigma
+from imgdiff.noise import box_average, estimate_sigma
 from tests.conftest import EXAMPLES
 
 
@@ -55,3 +55,25 @@ def test_clipped_flat_areas_are_not_read_low(colour):
     flat = np.ones((160, 240, 3)) * np.array(colour, dtype=np.float64)
     noisy = np.clip(flat + np.random.default_rng(1).normal(0, 50, flat.shape), 0, 255).round()
     assert abs(estimate_sigma((noisy / 255).astype(np.float32)) - 50) < 1.0
+
+
+def test_views_and_dtypes_read_the_same():
+    """The patches are gathered by flat index from the interleaved pixels: a strided view, float64
+    or a grey channel must index the same pixels as a contiguous float32 copy."""
+    rng = np.random.default_rng(3)
+    clean = np.asarray(Image.open(EXAMPLES / "clean.png").convert("RGB")).astype(np.float64)
+    noisy = (np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).round() / 255).astype(np.float32)
+    view = noisy[5:-3, 2:]  # not contiguous
+    want = estimate_sigma(np.ascontiguousarray(view))
+    assert abs(want - 12) < 2
+    assert estimate_sigma(view) == pytest.approx(want, abs=1e-4)
+    assert estimate_sigma(view.astype(np.float64)) == pytest.approx(want, abs=1e-3)
+    grey = np.ascontiguousarray(view[..., 1:2])
+    assert abs(estimate_sigma(grey) - 12) < 2
+    assert estimate_sigma(np.repeat(grey, 3, 2)) == pytest.approx(estimate_sigma(grey), abs=1e-4)
+
+
+def test_box_average_is_the_2x2_mean():
+    x = np.random.default_rng(0).random((9, 12, 3)).astype(np.float32)
+    want = x[:8].reshape(4, 2, 6, 2, 3).mean((1, 3))
+    np.testing.assert_allclose(box_average(x), want, rtol=1e-6)
