@@ -37,7 +37,7 @@ def ratio(value: float | None) -> str:
 
 
 def rows(runs: list[dict]) -> list[list[str]]:
-    """One table row per run: date, commit, CPU path, denoise and x4 ratios, per-call overhead."""
+    """One table row per run: date, commit, CPU path, denoise (told σ, no options) and x4 ratios, overhead."""
     out = []
     for r in runs:
         overhead = r.get("overhead_s")
@@ -47,6 +47,7 @@ def rows(runs: list[dict]) -> list[list[str]]:
                 f"`{r.get('commit', '?')}`",
                 f"{r.get('cpu', '?')}: {r.get('path', '?')}",
                 ratio(r.get("denoise_vs_nlmeans")),
+                ratio(r.get("denoise_untold_vs_nlmeans")),  # recorded since 2026-12-05
                 ratio(r.get("x4_vs_lapsrn")),
                 "—" if overhead is None else f"{overhead:.2f} s",
                 str(r.get("source", "this command")),

@@ -21,6 +21,7 @@ from benchmarks.measure import (
     REAL_SR_LR,
     SR_TARGET,
     STEP_CROP,
+    UNTOLD,
     BigRun,
     CameraRow,
     DenoiseRow,
@@ -436,7 +437,7 @@ def precision_section(
     body = []
     for r in rows:
         auto, fp32 = float(np.mean(r.auto.psnr)), float(np.mean(r.fp32.psnr))
-        label = f"σ={r.param}" if r.kind == "denoise" else f"x{r.param}"
+        label = f"x{r.param}" if r.kind == "upscale" else f"σ={r.param}" + (", no options" if r.kind == UNTOLD else "")
         body.append(
             [
                 r.dataset,
@@ -487,7 +488,16 @@ def precision_section(
             "there, or the ISA cap the row ran under):",
             "",
         ]
-        heads = ["date", "commit", "CPU: path", "denoise vs NL-means", "x4 vs LapSRN", "per-call overhead", "from"]
+        heads = [
+            "date",
+            "commit",
+            "CPU: path",
+            "denoise vs NL-means",
+            "denoise, no options, vs NL-means",
+            "x4 vs LapSRN",
+            "per-call overhead",
+            "from",
+        ]
         lines += table(heads, speed_history.rows(history))
         lines.append("")
     return lines

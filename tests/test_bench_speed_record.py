@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from benchmarks import history
-from benchmarks.measure import DenoiseRow, PrecisionRow, SRRow
+from benchmarks.measure import UNTOLD, DenoiseRow, PrecisionRow, SRRow
 from benchmarks.render import precision_section
 from benchmarks.run import speed_records
 from imgdiff.eval.evaluate import MethodScores
@@ -21,6 +21,7 @@ def rows(no_amx: bool):
     precision = [
         PrecisionRow("CBSD68", "denoise", 25, scores(1.0), scores(1.5), scores(3.0), scores(1.8) if no_amx else None),
         PrecisionRow("Set14", "upscale", 4, scores(1.0), scores(1.2), scores(6.0), scores(2.0) if no_amx else None),
+        PrecisionRow("CBSD68", UNTOLD, 25, scores(1.4), scores(1.9), scores(3.4), scores(2.2) if no_amx else None),
     ]
     return den, sr, precision
 
@@ -34,6 +35,8 @@ def test_speed_records_name_each_path_and_divide_by_the_peer():
         "capped to AVX2",
     ]
     assert [(r["denoise_vs_nlmeans"], r["x4_vs_lapsrn"]) for r in recs] == [(0.5, 0.25), (0.9, 0.5), (1.5, 1.5)]
+    # the no-options call (noise read from the image) is its own ratio on every path
+    assert [r["denoise_untold_vs_nlmeans"] for r in recs] == [0.7, 1.1, 1.7]
     assert [r["overhead_s"] for r in recs] == [0.25, None, None]
     den, sr, precision = rows(no_amx=False)
     assert len(speed_records(precision, den, sr, None, "fp32", None)) == 2  # no AMX here: no capped record
@@ -46,7 +49,7 @@ def test_history_keeps_other_machines_and_replaces_a_rerun(tmp_path):
     history.append(tmp_path, [new])
     runs = history.append(tmp_path, [{**new, "denoise_vs_nlmeans": 0.6}])  # the same run again replaces it
     assert [(r["cpu"], r["denoise_vs_nlmeans"]) for r in runs] == [("Xeon", 0.6), ("Zen 4", 0.9)]
-    assert history.rows(runs)[1][3] == "0.90x" and history.rows(runs)[0][4] == "—"
+    assert history.rows(runs)[1][3] == "0.90x" and history.rows(runs)[0][4] == "—" == history.rows(runs)[0][5]
     (tmp_path / history.FILE).write_text("{not json")
     assert history.load(tmp_path) == []  # a damaged record is no reason to lose the run
 
@@ -55,5 +58,9 @@ def test_precision_section_shows_the_no_amx_column_only_when_measured():
     den, sr, precision = rows(no_amx=True)
     text = "\n".join(precision_section(precision, den, sr, None, "a CPU", "fp32 with int8", []))
     assert "no-AMX-capped" in text and "0.90x" in text and "fp32 with int8" in text
+    assert (
+        "| CBSD68 | σ=25, no options |" in text
+        and "no options (noise read from the image) vs NL-means | 2.00 | 0.70x" in text
+    )
     den, sr, precision = rows(no_amx=False)
     assert "no-AMX" not in "\n".join(precision_section(precision, den, sr, None, "a CPU"))
