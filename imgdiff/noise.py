@@ -19,15 +19,16 @@ and 3 beyond ±2 to -0.10 and none (sigma 5-35: mean within ±0.05, none beyond 
 The reading runs before every no-options `imgdiff denoise`, so its cost is the user's: 50k sampled
 patches (was 200k), gathered once in float32 and everything else computed from them, took a
 0.26 MP photo's `read_noise` from 0.48 to 0.06 s (12 CBSD68 images through the CLI: 7.3 s with no
-options, now 3.6 s, against 2.8-3.0 s with `--sigma`). On the held-out photographs (512² crops, white
-noise, 3 noise seeds) mean / max |error| moved from 0.07 / 0.55 to 0.05 / 0.57 at sigma 5 and from
--0.16..-0.21 / 0.60-0.75 to -0.21..-0.28 / 0.64-0.84 at sigma 50; `benchmarks/noise_kind.py`
-still sends 2 of 165 held-out conditions to the wrong model.
+options, now 3.3 s with the two estimates on two threads, against 2.8 s with `--sigma`). On the
+held-out photographs (512² crops, white noise, 3 noise seeds) mean / max |error| moved from
+0.07 / 0.55 to 0.05 / 0.57 at sigma 5 and from -0.16..-0.21 / 0.60-0.75 to -0.21..-0.28 /
+0.64-0.84 at sigma 50; `benchmarks/noise_kind.py` still sends 2 of 165 held-out conditions to the wrong model.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,10 +173,18 @@ def box_average(pixels: np.ndarray) -> np.ndarray:
     return (p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]) / 4  # 4x faster than .mean((1, 3))
 
 
-def read_noise(pixels: np.ndarray) -> NoiseReading:
-    """Which model a photo's noise needs: white (estimated sigma) or camera-like (correlated)."""
-    sigma = estimate_sigma(pixels)
-    averaged = 2 * estimate_sigma(box_average(pixels)) if min(pixels.shape[:2]) >= 4 * PATCH else sigma
+def read_noise(pixels: np.ndarray, threads: int = 1) -> NoiseReading:
+    """Which model a photo's noise needs: white (estimated sigma) or camera-like (correlated).
+    threads 2+: the averaged estimate runs beside the full-resolution one (numpy releases the GIL;
+    12 CBSD68 images: 68 -> 44 ms each on 2 cores, the network idle meanwhile)."""
+    if min(pixels.shape[:2]) < 4 * PATCH:
+        sigma = averaged = estimate_sigma(pixels)
+    elif threads > 1:
+        with ThreadPoolExecutor(1) as pool:
+            half = pool.submit(estimate_sigma, box_average(pixels))
+            sigma, averaged = estimate_sigma(pixels), 2 * half.result()
+    else:
+        sigma, averaged = estimate_sigma(pixels), 2 * estimate_sigma(box_average(pixels))
     camera = averaged >= MIN_CAMERA_SIGMA and averaged > CORRELATED_RATIO * max(sigma, 0.5)
     kind = "camera" if camera else "faint" if sigma < MIN_WHITE_SIGMA else "white"
     return NoiseReading(kind, sigma, averaged)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdiff.noise import box_average, estimate_sigma
+from imgdiff.noise import box_average, estimate_sigma, read_noise
 from tests.conftest import EXAMPLES
 
 
@@ -77,3 +77,12 @@ def test_box_average_is_the_2x2_mean():
     x = np.random.default_rng(0).random((9, 12, 3)).astype(np.float32)
     want = x[:8].reshape(4, 2, 6, 2, 3).mean((1, 3))
     np.testing.assert_allclose(box_average(x), want, rtol=1e-6)
+
+
+def test_reading_on_two_threads_is_the_same_reading():
+    rng = np.random.default_rng(5)
+    clean = np.asarray(Image.open(EXAMPLES / "clean.png").convert("RGB")).astype(np.float64)
+    noisy = (np.clip(clean + rng.normal(0, 8, clean.shape), 0, 255).round() / 255).astype(np.float32)
+    assert read_noise(noisy, threads=2) == read_noise(noisy) and read_noise(noisy).kind == "white"
+    tiny = noisy[:20, :40]  # too small to average: one estimate serves both
+    assert read_noise(tiny, threads=2).averaged == read_noise(tiny).sigma

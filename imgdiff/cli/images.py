@@ -163,6 +163,8 @@ class Denoise(Work):
         return self.models[kind]
 
     def __call__(self, img, rep: Reporter):
+        import torch
+
         from ..detail import camera_gain, removed_std, restore_detail
         from ..noise import read_noise
         from ..pipelines.denoise import denoise_image, resolve_sigma
@@ -172,7 +174,7 @@ class Denoise(Work):
         steps = common.steps or 1
         kind, reading = mode, None
         if mode == "auto":
-            reading = read_noise(img.pixels)
+            reading = read_noise(img.pixels, threads=torch.get_num_threads())
             kind = "real" if reading.blind else "gaussian"
         found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
         if kind == "real":
