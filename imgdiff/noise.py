@@ -22,7 +22,8 @@ patches (was 200k), gathered once in float32 and everything else computed from t
 options, now 3.3 s with the two estimates on two threads, against 2.8 s with `--sigma`). On the
 held-out photographs (512² crops, white noise, 3 noise seeds) mean / max |error| moved from
 0.07 / 0.55 to 0.05 / 0.57 at sigma 5 and from -0.16..-0.21 / 0.60-0.75 to -0.21..-0.28 /
-0.64-0.84 at sigma 50; `benchmarks/noise_kind.py` still sends 2 of 165 held-out conditions to the wrong model.
+0.64-0.84 at sigma 50; `benchmarks/noise_kind.py` still sends 2 of 165 held-out conditions to the
+wrong model.
 """
 
 from __future__ import annotations
