@@ -58,8 +58,8 @@ def test_clipped_flat_areas_are_not_read_low(colour):
 
 
 def test_views_and_dtypes_read_the_same():
-    """The patches are gathered by flat index from the interleaved pixels: a strided view, float64
-    or a grey channel must index the same pixels as a contiguous float32 copy."""
+    """The patches are gathered through a sliding-window view of the interleaved pixels: a strided
+    view, float64 or a grey channel must give the same patches as a contiguous float32 copy."""
     rng = np.random.default_rng(3)
     clean = np.asarray(Image.open(EXAMPLES / "clean.png").convert("RGB")).astype(np.float64)
     noisy = (np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).round() / 255).astype(np.float32)
