@@ -44,6 +44,23 @@ def test_auto_sigma_and_json_lines(runner, noisy_png):
     assert rec["status"] == "ok" and 10 < rec["sigma"] < 30
 
 
+def test_an_estimate_above_the_models_range_denoises_at_its_top(runner, tmp_path):
+    """Pure noise reads ~85 on the 0..255 scale: the estimate is clamped (with a warning), where a told
+    --sigma above the range is still refused."""
+    from tests.conftest import tiny_checkpoint
+
+    model = tiny_checkpoint(tmp_path / "d.safetensors")
+    src = tmp_path / "static.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(src)
+    args = ("denoise", str(src), "--mode", "gaussian", "--model", str(model), "--json")
+    r = cli(runner, *args, "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["sigma"] == 75 and "is above" in r.stderr and "denoising at 75" in r.stderr
+    assert Image.open(tmp_path / "o.png").size == (50, 40)
+    r = cli(runner, *args, "-o", str(tmp_path / "p.png"), "--sigma", "90")
+    assert r.exit_code == 2 and not (tmp_path / "p.png").exists()
+
+
 def test_no_clobber_overwrite_and_skip(runner, noisy_png):
     out = noisy_png.with_name("out.png")
     out.write_bytes(b"precious")

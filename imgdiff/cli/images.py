@@ -166,7 +166,7 @@ class Denoise(Work):
         import torch
 
         from ..detail import camera_gain, removed_std, restore_detail
-        from ..noise import read_noise
+        from ..noise import estimate_sigma, read_noise
         from ..pipelines.denoise import denoise_image, resolve_sigma
         from ..pipelines.restore import restore_image
 
@@ -187,9 +187,15 @@ class Denoise(Work):
             meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, detail=gain, **found)
             return out, meta, {"mode": "real", "steps": steps, "detail": gain, **found}
         model = self.model_for("gaussian", rep)
-        s = resolve_sigma(img, self.fixed if reading is None else reading.sigma, model)
-        if self.fixed is None and s < 1:
+        estimate = None
+        if self.fixed is None:
+            estimate = estimate_sigma(img.pixels) if reading is None else reading.sigma
+        s = resolve_sigma(img, self.fixed, model, estimate)
+        if estimate is not None and s < 1:
             rep.warn(f"{rep.context}: estimated noise level is {s:.1f}: nothing to remove")
+        elif estimate is not None and estimate > s:
+            above = f"estimated noise level {estimate:.1f} is above {model.name}'s range"
+            rep.warn(f"{rep.context}: {above}; denoising at {s:.0f}")
         gain = 1.0 if self.detail is None else self.detail
         out = restore_detail(denoise_image(img, model, rt, s, steps, common.seed, rep.step), gain)
         meta = metadata(

@@ -4,6 +4,8 @@ draw from p(clean | noisy): sharper texture, slightly lower PSNR."""
 
 from __future__ import annotations
 
+import math
+
 from ..device import Runtime
 from ..diffusion.samplers import sample_ancestral
 from ..diffusion.schedules import karras_sigmas
@@ -14,11 +16,19 @@ from ..noise import estimate_sigma
 from .common import Progress, TiledDenoiser, from_tensor, to_tensor, whole_image_noise
 
 
-def resolve_sigma(img: ImageData, sigma: float | None, model: LoadedModel) -> float:
-    """sigma on the 0..255 scale; None means estimate it from the image."""
-    s = estimate_sigma(img.pixels) if sigma is None else float(sigma)
+def resolve_sigma(img: ImageData, sigma: float | None, model: LoadedModel, estimate: float | None = None) -> float:
+    """sigma on the 0..255 scale. A told sigma must lie in the model's range. None means the image's
+    own estimate (`estimate` where the caller has read it already), and an estimate above the range
+    is clamped to its top: the photo is noisier than anything the model saw, its strongest setting
+    removes the most, and refusing would leave the user nothing (`--sigma` can still ask otherwise)."""
     limit = model.config["sigma_max"] * 127.5
-    if s < 0 or s > limit + 1e-6:
+    if sigma is None:
+        s = estimate_sigma(img.pixels) if estimate is None else float(estimate)
+        if not math.isfinite(s):
+            raise ImgdiffError("could not estimate the noise level (pass --sigma)")
+        return min(max(s, 0.0), limit)
+    s = float(sigma)
+    if not 0 <= s <= limit + 1e-6:
         raise ImgdiffError(f"sigma {s:.1f} is outside this model's range 0..{limit:.0f}")
     return s
 
