@@ -303,6 +303,8 @@ def plan_batch(
     model is loaded, as diffusers pipelines run check_inputs first."""
     if common.overwrite and common.skip_existing:
         raise UsageError("--overwrite and --skip-existing exclude each other")
+    if common.suffix and any(c in common.suffix for c in {"/", "\0", os.sep}):
+        raise UsageError(f"--suffix {common.suffix!r}: it ends a file name, so it cannot hold '/' or NUL")
     try:
         jobs, many = expand_inputs(inputs, common.recursive)
         suffix = (common.suffix or default_suffix) if common.output is None else (common.suffix or "")

@@ -107,6 +107,10 @@ def test_suffix_and_glob(runner, tmp_path, noisy_png):
     )
     assert r.exit_code == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["x1_clean.png", "x2_clean.png"]
+    for bad in ("/x", "../x", "a\0b"):  # a suffix ends a file name: no path, no NUL, nothing written
+        r = cli(runner, "denoise", str(tmp_path / "x1.png"), "--suffix", bad, "--sigma", "20")
+        assert r.exit_code == 2 and "--suffix" in r.stderr and "internal error" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noisy.png", "o", "x1.png", "x2.png"]
 
 
 def test_missing_input_and_usage_errors(runner, tmp_path):
