@@ -15,6 +15,9 @@ DENOISE_ENSEMBLE = 3
 # mean (1), which is what its PSNR benchmark measures.
 REAL_DETAIL_FIT = (0.18, 0.54)
 REAL_DETAIL_MAX = 2.0
+# ...faded in linearly over this range of s: a clean photo (s ~0.5-1.4 on the held-out ones) keeps its
+# fine detail through the camera model (texture 1.01 at gain 1), and the fit's gain sharpened it (1.23)
+REAL_DETAIL_RAMP = (1.0, 3.0)
 DETAIL_RANGE = (0.0, 4.0)
 STYLE_STRENGTH = 0.45  # stylize's default --strength (pipelines/stylize.py says what it sets)
 # The default tile does not depend on free memory, so the same command gives the same pixels on

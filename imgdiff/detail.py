@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .defaults import DETAIL_RANGE, REAL_DETAIL_FIT, REAL_DETAIL_MAX
+from .defaults import DETAIL_RANGE, REAL_DETAIL_FIT, REAL_DETAIL_MAX, REAL_DETAIL_RAMP
 from .io import ImageData
 
 DETAIL_SIGMA = 1.0  # px: the band is the image minus its Gaussian blur at this sigma
@@ -50,4 +50,7 @@ def camera_gain(removed: float) -> float:
     if math.isnan(removed):
         return 1.0
     a, p = REAL_DETAIL_FIT
-    return round(min(1 + a * max(removed, 0.0) ** p, REAL_DETAIL_MAX), 3)
+    lo, hi = REAL_DETAIL_RAMP
+    s = max(removed, 0.0)
+    fade = min(max((s - lo) / (hi - lo), 0.0), 1.0)
+    return round(min(1 + fade * a * s**p, REAL_DETAIL_MAX), 3)

@@ -286,7 +286,7 @@ def test_detail_gain_is_recorded_and_defaults_per_noise_kind(runner, tmp_path, n
 
 
 def test_camera_gain_follows_the_noise_removed():
-    from imgdiff.defaults import REAL_DETAIL_MAX
+    from imgdiff.defaults import REAL_DETAIL_FIT, REAL_DETAIL_MAX, REAL_DETAIL_RAMP
     from imgdiff.detail import camera_gain, removed_std
 
     rng = np.random.default_rng(1)
@@ -298,6 +298,13 @@ def test_camera_gain_follows_the_noise_removed():
     gains = [camera_gain(s) for s in stds]
     assert 1.3 < gains[0] < gains[1] < gains[2] < REAL_DETAIL_MAX
     assert camera_gain(1e6) == camera_gain(float("inf")) == REAL_DETAIL_MAX and camera_gain(float("nan")) == 1
+    # a clean photo's few tenths (JPEG, the model's own error) get no gain; the fit's comes in by s = 3
+    lo, hi = REAL_DETAIL_RAMP
+    ramp = [camera_gain(s) for s in (0.5, lo, (lo + hi) / 2, hi, hi + 0.1)]
+    assert ramp[0] == ramp[1] == 1 < ramp[2] < ramp[3] < ramp[4]
+    assert ramp[2] - 1 == pytest.approx(
+        (camera_gain(hi) - 1) / 2 * ((lo + hi) / 2 / hi) ** REAL_DETAIL_FIT[1], abs=2e-3
+    )
 
 
 def test_restore_detail_keeps_shape_range_alpha_and_mean():

@@ -12,7 +12,14 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..batch import Job, check_not_an_input, check_stdout, needs_work, output_dir, plan_batch, run_jobs
-from ..defaults import DENOISE_ENSEMBLE, DETAIL_RANGE, REAL_DETAIL_FIT, REAL_DETAIL_MAX, STYLE_STRENGTH
+from ..defaults import (
+    DENOISE_ENSEMBLE,
+    DETAIL_RANGE,
+    REAL_DETAIL_FIT,
+    REAL_DETAIL_MAX,
+    REAL_DETAIL_RAMP,
+    STYLE_STRENGTH,
+)
 from ..errors import ImgdiffError
 from ..io import describe_pixels, output_format, read_image
 from ..report import Reporter
@@ -115,7 +122,8 @@ def denoise(
             callback=finite,
             help=f"Gain on the finest detail after denoising (1 = none, the PSNR optimum). Default: 1 for "
             f"white noise; for camera noise it grows with the noise removed, 1 + {REAL_DETAIL_FIT[0]:g} "
-            f"s^{REAL_DETAIL_FIT[1]:g} (s its std, 0..255), at most {REAL_DETAIL_MAX:g}.",
+            f"s^{REAL_DETAIL_FIT[1]:g} (s its std, 0..255), at most {REAL_DETAIL_MAX:g}, faded in over s "
+            f"{REAL_DETAIL_RAMP[0]:g}..{REAL_DETAIL_RAMP[1]:g} (a clean photo is left alone).",
         ),
     ] = None,
     common: Common = None,
