@@ -10,6 +10,10 @@ PSNR and the texture ratio (high-frequency energy over the clean crop's on its m
 square) per ISO, and with --detail the same for each detail gain: the figures a checkpoint (or a
 default) is chosen on before the full benchmark, which measures only at its end.
 
+--clean adds the clean crops themselves as a first row (how close each model leaves a photo with no
+noise, which the default sends to it as faint noise); --saturation F scales the crops' colour away
+from their luma first (saturated scenes: flowers, fabric, painted toys).
+
 --fit-texture T fits camera noise's default gain (imgdiff.defaults.REAL_DETAIL_FIT): per crop and ISO,
 the gain that brings its texture ratio to T, regressed as gain - 1 = a * s^p on the std s of what the
 model removed.
@@ -38,6 +42,14 @@ SEED = 7  # not the benchmark's seed: another draw of the same camera
 
 def with_detail(a: np.ndarray, gain: float) -> np.ndarray:
     return to_u8(restore_detail(ImageData(np.float32(a / 255)), gain).pixels)
+
+
+def saturate(a: np.ndarray, factor: float) -> np.ndarray:
+    """Colour moved away from (factor > 1) or toward the pixel's luma, on the 8-bit image."""
+    if factor == 1:
+        return a
+    y = a.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    return np.clip(np.rint(y[..., None] + factor * (a - y[..., None])), 0, 255).astype(np.uint8)
 
 
 FIT_GAINS = np.arange(1.0, 3.001, 0.05)
@@ -70,24 +82,38 @@ def main() -> None:
         "imgdiff.detail.restore_detail, the function --detail calls, applies each gain to its outputs",
     )
     p.add_argument("--fit-texture", type=float, default=None, metavar="T", help="fit the default gain (see above)")
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="first the clean crops themselves (what the default sends to the camera model as faint noise): "
+        "how close each model leaves them, mean and (min) PSNR",
+    )
+    p.add_argument(
+        "--saturation",
+        type=float,
+        default=1.0,
+        help="scale each crop's colour away from its luma by this factor (clipped) before the camera: "
+        "held-out stand-ins for saturated scenes (flowers, fabric, painted toys)",
+    )
     args = p.parse_args()
     fit: tuple[list[float], list[float]] = ([], [])
     held = load_photo_slice(args.photos, None, args.crop)
     if held is None:
         sys.exit(f"benchmarks/camera_photos.py: no held-out photographs in {args.photos}")
-    cleans, names = held.images, held.names
+    cleans, names = [saturate(c, args.saturation) for c in held.images], held.names
     boxes = [most_textured_box(c) for c in cleans]
     print(f"{len(cleans)} held-out photographs, centre crops of up to {args.crop}x{args.crop}")
     with tempfile.TemporaryDirectory() as tmp:
-        for k, iso in enumerate(ISO_LEVELS):
-            noisy = [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
-            src = Path(tmp) / f"in{k}"
+        for iso in [*(["clean"] if args.clean else []), *ISO_LEVELS]:
+            k = list(ISO_LEVELS).index(iso) if iso in ISO_LEVELS else -1  # each ISO keeps its draw
+            noisy = cleans if k < 0 else [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
+            src = Path(tmp) / f"in{iso}"
             write_pngs(src, names, noisy)
             db = np.mean([psnr(n, c) for n, c in zip(noisy, cleans, strict=True)])
             tex = np.mean([texture_ratio(n, c, b) for n, c, b in zip(noisy, cleans, boxes, strict=True)])
             cells = [f"input {db:.2f} dB, texture {tex:.2f}"]
             for j, model in enumerate(args.model):
-                dst = Path(tmp) / f"out{k}_{j}"
+                dst = Path(tmp) / f"out{iso}_{j}"
                 spec = str(Path(model).resolve()) if Path(model).is_file() else model  # the CLI runs in the repo root
                 extra = ("--detail", "1") if args.detail or args.fit_texture else ()
                 imgdiff_cli("denoise", str(src), "-o", str(dst), "--model", spec, "-q", *extra)
@@ -101,7 +127,9 @@ def main() -> None:
                     db = np.mean([psnr(o, c) for o, c in zip(got, cleans, strict=True)])
                     tex = np.mean([texture_ratio(o, c, b) for o, c, b in zip(got, cleans, boxes, strict=True)])
                     label = model if gain is None else f"  --detail {gain:g}"
-                    cells.append(f"{label}: {db:.3f} dB, texture {tex:.2f}")
+                    worst = min(psnr(o, c) for o, c in zip(got, cleans, strict=True))
+                    worst = f" (min {worst:.2f})" if iso == "clean" else ""
+                    cells.append(f"{label}: {db:.3f} dB{worst}, texture {tex:.2f}")
             print(f"{iso}: " + " | ".join(cells), flush=True)
     if args.fit_texture:
         a, p_ = fit_gain(*fit)
