@@ -50,9 +50,10 @@ def _grbg(raw_rgb: np.ndarray) -> np.ndarray:
     return m
 
 
-def record(clean: np.ndarray, iso: str, seed: int) -> np.ndarray:
-    """uint8 RGB (even sides) -> what this camera writes as a JPEG at that ISO (uint8 RGB)."""
-    shot, read = ISO_LEVELS[iso]
+def record(clean: np.ndarray, iso: str | tuple[float, float], seed: int) -> np.ndarray:
+    """uint8 RGB (even sides) -> what this camera writes as a JPEG at that ISO (uint8 RGB); iso is
+    a name of ISO_LEVELS or its (shot, read) variances."""
+    shot, read = ISO_LEVELS[iso] if isinstance(iso, str) else iso
     rgb2cam = _rgb2cam()
     lin = _srgb_to_linear(clean.astype(np.float64) / 255)
     cam = np.clip((lin @ rgb2cam.T) / WB, 0, 1)

@@ -10,6 +10,7 @@ PSNR and the texture ratio (high-frequency energy over the clean crop's on its m
 square) per ISO, and with --detail the same for each detail gain: the figures a checkpoint (or a
 default) is chosen on before the full benchmark, which measures only at its end.
 
+--iso 'NAME=SHOT,READ' adds levels of the same camera (e.g. lower ISOs than the benchmark's three).
 --clean adds the clean crops themselves as a first row (how close each model leaves a photo with no
 noise, which the default sends to it as faint noise); --saturation F scales the crops' colour away
 from their luma first (saturated scenes: flowers, fabric, painted toys).
@@ -42,6 +43,13 @@ SEED = 7  # not the benchmark's seed: another draw of the same camera
 
 def with_detail(a: np.ndarray, gain: float) -> np.ndarray:
     return to_u8(restore_detail(ImageData(np.float32(a / 255)), gain).pixels)
+
+
+def parse_level(spec: str) -> tuple[str, tuple[float, float]]:
+    """'ISO 200=2e-4,2.5e-7' -> ('ISO 200', (0.0002, 2.5e-07))."""
+    name, _, values = spec.partition("=")
+    shot, read = (float(v) for v in values.split(","))
+    return name.strip(), (shot, read)
 
 
 def saturate(a: np.ndarray, factor: float) -> np.ndarray:
@@ -89,6 +97,14 @@ def main() -> None:
         "how close each model leaves them, mean and (min) PSNR",
     )
     p.add_argument(
+        "--iso",
+        action="append",
+        default=[],
+        metavar="NAME=SHOT,READ",
+        help="an extra level of the same camera before the benchmark's three (e.g. 'ISO 200=2e-4,2.5e-7'); "
+        "with --fit-texture it is reported per crop but not fitted",
+    )
+    p.add_argument(
         "--saturation",
         type=float,
         default=1.0,
@@ -103,10 +119,14 @@ def main() -> None:
     cleans, names = [saturate(c, args.saturation) for c in held.images], held.names
     boxes = [most_textured_box(c) for c in cleans]
     print(f"{len(cleans)} held-out photographs, centre crops of up to {args.crop}x{args.crop}")
+    levels: dict[str, tuple[float, float] | None] = {"clean": None} if args.clean else {}
+    levels.update(parse_level(v) for v in args.iso)
+    levels.update(ISO_LEVELS)
+    draws = [*ISO_LEVELS, *(k for k in levels if k not in ISO_LEVELS)]  # each benchmark ISO keeps its draw
     with tempfile.TemporaryDirectory() as tmp:
-        for iso in [*(["clean"] if args.clean else []), *ISO_LEVELS]:
-            k = list(ISO_LEVELS).index(iso) if iso in ISO_LEVELS else -1  # each ISO keeps its draw
-            noisy = cleans if k < 0 else [record(c, iso, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
+        for iso, level in levels.items():
+            k = draws.index(iso)
+            noisy = cleans if level is None else [record(c, level, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
             src = Path(tmp) / f"in{iso}"
             write_pngs(src, names, noisy)
             db = np.mean([psnr(n, c) for n, c in zip(noisy, cleans, strict=True)])
@@ -119,9 +139,19 @@ def main() -> None:
                 imgdiff_cli("denoise", str(src), "-o", str(dst), "--model", spec, "-q", *extra)
                 outs = read_outputs(dst, names)
                 if args.fit_texture and j == 0:
-                    for o, n, c, b in zip(outs, noisy, cleans, boxes, strict=True):
-                        fit[0].append(removed_std(np.float32(n / 255), np.float32(o / 255)))
-                        fit[1].append(gain_for_texture(o, c, b, args.fit_texture))
+                    crops = [
+                        (
+                            removed_std(np.float32(n / 255), np.float32(o / 255)),
+                            texture_ratio(o, c, b),
+                            gain_for_texture(o, c, b, args.fit_texture),
+                        )
+                        for o, n, c, b in zip(outs, noisy, cleans, boxes, strict=True)
+                    ]
+                    print(f"{iso} per crop (removed std s, texture at gain 1, gain for {args.fit_texture:g}):", end="")
+                    print("".join(f" ({s:.1f}, {t:.2f}, {g:.2f})" for s, t, g in crops))
+                    if iso in ISO_LEVELS:
+                        fit[0].extend(s for s, _, _ in crops)
+                        fit[1].extend(g for _, _, g in crops)
                 for gain in [None, *(args.detail or [])]:
                     got = outs if gain is None else [with_detail(o, gain) for o in outs]
                     db = np.mean([psnr(o, c) for o, c in zip(got, cleans, strict=True)])
