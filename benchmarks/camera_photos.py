@@ -154,12 +154,11 @@ def main() -> None:
                         fit[1].extend(g for _, _, g in crops)
                 for gain in [None, *(args.detail or [])]:
                     got = outs if gain is None else [with_detail(o, gain) for o in outs]
-                    db = np.mean([psnr(o, c) for o, c in zip(got, cleans, strict=True)])
+                    dbs = [psnr(o, c) for o, c in zip(got, cleans, strict=True)]
                     tex = np.mean([texture_ratio(o, c, b) for o, c, b in zip(got, cleans, boxes, strict=True)])
                     label = model if gain is None else f"  --detail {gain:g}"
-                    worst = min(psnr(o, c) for o, c in zip(got, cleans, strict=True))
-                    worst = f" (min {worst:.2f})" if iso == "clean" else ""
-                    cells.append(f"{label}: {db:.3f} dB{worst}, texture {tex:.2f}")
+                    worst = f" (min {min(dbs):.2f})" if iso == "clean" else ""
+                    cells.append(f"{label}: {np.mean(dbs):.3f} dB{worst}, texture {tex:.2f}")
             print(f"{iso}: " + " | ".join(cells), flush=True)
     if args.fit_texture:
         a, p_ = fit_gain(*fit)
