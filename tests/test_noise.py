@@ -86,3 +86,22 @@ def test_reading_on_two_threads_is_the_same_reading():
     assert read_noise(noisy, threads=2) == read_noise(noisy) and read_noise(noisy).kind == "white"
     tiny = noisy[:20, :40]  # too small to average: one estimate serves both
     assert read_noise(tiny, threads=2).averaged == read_noise(tiny).sigma
+
+
+def test_prefix_covariance_matches_the_kept_patches():
+    """The cumulative block tables give the same sigma as the covariance of the kept rows themselves,
+    for prefixes that end inside a block, on a block boundary, and with rows dropped."""
+    from imgdiff.noise import _pca_sigma, _PrefixCovariance
+
+    rng = np.random.default_rng(3)
+    count = 2 * _PrefixCovariance.BLOCK + 300
+    channels = (rng.normal(0, 7, (count, 3, 49)) + rng.normal(0, 30, (count, 3, 1))).astype(np.float32)
+    grad = rng.random(count).astype(np.float32)
+    kept = _PrefixCovariance(channels, 2, grad)
+    rows = channels[:, :2].reshape(-1, 49)[kept.order].astype(np.float64)
+    assert np.all(np.diff(kept.grad) >= 0)
+    for end, drop in [(len(rows), []), (2 * _PrefixCovariance.BLOCK, [5, 900]), (1500, [0, 1499]), (700, [])]:
+        keep = np.setdiff1d(np.arange(end), drop)
+        x = rows[keep]
+        want = _pca_sigma(np.cov(x.T, bias=True))
+        assert kept.sigma(end, np.array(drop, np.intp)) == pytest.approx(want, rel=1e-4)
