@@ -16,6 +16,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def one_line(msg: str) -> str:
+    """msg with every unprintable character (line breaks, terminal escape codes, invisible format
+    characters) written as its Python escape: a message about a file named 'a\\nb' stays one line,
+    and a file name cannot drive the terminal."""
+    if msg.isprintable():
+        return msg
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in msg)
+
+
 class Reporter:
     def __init__(self, quiet: bool = False, json_lines: bool = False) -> None:
         self.quiet = quiet
@@ -29,14 +38,14 @@ class Reporter:
 
     def info(self, msg: str) -> None:
         if self.interactive:
-            self.console.print(escape(msg))
+            self.console.print(escape(one_line(msg)))
 
     def warn(self, msg: str) -> None:
         if not self.quiet:
-            print(f"imgdiff: warning: {msg}", file=sys.stderr, flush=True)
+            print(f"imgdiff: warning: {one_line(msg)}", file=sys.stderr, flush=True)
 
     def error(self, msg: str) -> None:
-        print(f"imgdiff: error: {msg}", file=sys.stderr, flush=True)
+        print(f"imgdiff: error: {one_line(msg)}", file=sys.stderr, flush=True)
 
     def result(self, record: dict) -> None:
         """One JSON line. If stdout is closed or full, say so once and keep going: the images are

@@ -94,6 +94,28 @@ def test_hostile_images_each_cost_one_line(runner, tmp_path, photo):
     assert Image.open(tmp_path / "out" / "anim.png").size == (64, 48)
 
 
+def test_file_names_cannot_break_lines_or_drive_the_terminal(runner, tmp_path, photo):
+    """A name with a line break or an escape code still gets one stderr line per message, with the
+    character written as an escape; the JSON record keeps the real name."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(photo).save(src / "two\nlines.png")
+    (src / "red\x1b[31m.png").write_bytes(b"not an image")
+    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "no\nsuch" / "x.png"), "--sigma", "10", "--json")
+    assert r.exit_code in (1, 2)
+    lines = r.stderr.splitlines()
+    assert lines and all(ln.startswith("imgdiff: ") for ln in lines), lines
+    assert "\x1b" not in r.stderr
+    r = cli(runner, "denoise", str(src), "-o", str(tmp_path / "out"), "--sigma", "10", "--json")
+    assert r.exit_code == 1
+    lines = r.stderr.splitlines()
+    assert all(ln.startswith("imgdiff: ") for ln in lines) and "\x1b" not in r.stderr
+    assert any("red\\x1b[31m.png" in ln for ln in lines)
+    records = {x["input"]: x["status"] for x in map(__import__("json").loads, r.stdout.splitlines())}
+    assert records == {str(src / "two\nlines.png"): "ok", str(src / "red\x1b[31m.png"): "error"}
+    assert (tmp_path / "out" / "two\nlines.png").is_file()
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_interrupted_batch_leaves_only_complete_files_and_resumes(tmp_path, photo, sig, code):
     src = write_images(tmp_path / "in", photo, 16)

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
+from ..report import one_line
 from . import images, train
 from .models import models_app
 from .options import OneLineErrors
@@ -61,7 +62,8 @@ def run() -> None:
             raise
         first = str(e).splitlines()[0][:200] if str(e) else ""
         print(
-            f"imgdiff: error: internal error {type(e).__name__}: {first} (IMGDIFF_DEBUG=1 for details)", file=sys.stderr
+            f"imgdiff: error: internal error {type(e).__name__}: {one_line(first)} (IMGDIFF_DEBUG=1 for details)",
+            file=sys.stderr,
         )
         code = 1
     if not isinstance(code, int):  # sys.exit("message") semantics

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import ImgdiffError
+from ..report import one_line
 from .options import OneLineErrors
 
 models_app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, help="List, inspect and verify checkpoints.")
@@ -41,7 +42,7 @@ def models_info(name: Annotated[str, typer.Argument(help="Shipped name or .safet
         path, _ = resolve(name)
         print(json.dumps(read_config(path), indent=2, sort_keys=True))
     except ImgdiffError as e:
-        print(f"imgdiff: error: {e}", file=sys.stderr)
+        print(f"imgdiff: error: {one_line(str(e))}", file=sys.stderr)
         raise typer.Exit(1) from None
 
 
@@ -53,7 +54,7 @@ def models_verify() -> None:
     try:
         rows = verify_all()
     except ImgdiffError as e:
-        print(f"imgdiff: error: {e}", file=sys.stderr)
+        print(f"imgdiff: error: {one_line(str(e))}", file=sys.stderr)
         raise typer.Exit(1) from None
     bad = 0
     for name, ok, msg in rows:
