@@ -25,7 +25,8 @@ def append(folder: Path, records: list[dict]) -> list[dict]:
     """Add this run's records (a rerun at the same commit on the same CPU and path replaces its entry)."""
     key = ("commit", "cpu", "path")
     new = {tuple(r.get(k) for k in key) for r in records}
-    runs = [r for r in load(folder) if tuple(r.get(k) for k in key) not in new] + records
+    # this run's first: the sort is stable, so within a day the latest run stays on top
+    runs = records + [r for r in load(folder) if tuple(r.get(k) for k in key) not in new]
     runs.sort(key=lambda r: str(r.get("date", "")), reverse=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / FILE).write_text(json.dumps(runs, indent=1, ensure_ascii=False) + "\n")

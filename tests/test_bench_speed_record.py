@@ -50,6 +50,9 @@ def test_history_keeps_other_machines_and_replaces_a_rerun(tmp_path):
     runs = history.append(tmp_path, [{**new, "denoise_vs_nlmeans": 0.6}])  # the same run again replaces it
     assert [(r["cpu"], r["denoise_vs_nlmeans"]) for r in runs] == [("Xeon", 0.6), ("Zen 4", 0.9)]
     assert history.rows(runs)[1][3] == "0.90x" and history.rows(runs)[0][4] == "—" == history.rows(runs)[0][5]
+    later = {**new, "commit": "ccc"}  # a second run the same day goes above the first
+    runs = history.append(tmp_path, [later])
+    assert [r["commit"] for r in runs] == ["ccc", "bbb", "aaa"]
     (tmp_path / history.FILE).write_text("{not json")
     assert history.load(tmp_path) == []  # a damaged record is no reason to lose the run
 
