@@ -25,6 +25,11 @@ def one_line(msg: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in msg)
 
 
+def print_error(msg: str) -> None:
+    """The one way an error reaches stderr: `imgdiff: error: ` and msg on one line."""
+    print(f"imgdiff: error: {one_line(msg)}", file=sys.stderr, flush=True)
+
+
 class Reporter:
     def __init__(self, quiet: bool = False, json_lines: bool = False) -> None:
         self.quiet = quiet
@@ -45,7 +50,7 @@ class Reporter:
             print(f"imgdiff: warning: {one_line(msg)}", file=sys.stderr, flush=True)
 
     def error(self, msg: str) -> None:
-        print(f"imgdiff: error: {one_line(msg)}", file=sys.stderr, flush=True)
+        print_error(msg)
 
     def result(self, record: dict) -> None:
         """One JSON line. If stdout is closed or full, say so once and keep going: the images are

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from ..report import one_line
+from ..report import print_error
 from . import images, train
 from .models import models_app
 from .options import OneLineErrors
@@ -61,10 +61,7 @@ def run() -> None:
         if os.environ.get("IMGDIFF_DEBUG"):
             raise
         first = str(e).splitlines()[0][:200] if str(e) else ""
-        print(
-            f"imgdiff: error: internal error {type(e).__name__}: {one_line(first)} (IMGDIFF_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
+        print_error(f"internal error {type(e).__name__}: {first} (IMGDIFF_DEBUG=1 for details)")
         code = 1
     if not isinstance(code, int):  # sys.exit("message") semantics
         if code is not None:

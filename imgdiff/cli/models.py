@@ -1,14 +1,13 @@
 """`imgdiff models`: list, inspect and verify checkpoints, and rewrite the manifest."""
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import ImgdiffError
-from ..report import one_line
+from ..report import print_error
 from .options import OneLineErrors
 
 models_app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, help="List, inspect and verify checkpoints.")
@@ -42,7 +41,7 @@ def models_info(name: Annotated[str, typer.Argument(help="Shipped name or .safet
         path, _ = resolve(name)
         print(json.dumps(read_config(path), indent=2, sort_keys=True))
     except ImgdiffError as e:
-        print(f"imgdiff: error: {one_line(str(e))}", file=sys.stderr)
+        print_error(str(e))
         raise typer.Exit(1) from None
 
 
@@ -54,7 +53,7 @@ def models_verify() -> None:
     try:
         rows = verify_all()
     except ImgdiffError as e:
-        print(f"imgdiff: error: {one_line(str(e))}", file=sys.stderr)
+        print_error(str(e))
         raise typer.Exit(1) from None
     bad = 0
     for name, ok, msg in rows:

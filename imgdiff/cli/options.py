@@ -21,7 +21,7 @@ from ..batch import BatchOptions
 from ..defaults import DEFAULT_TILE, Precision
 from ..errors import ImgdiffError, UnknownModel, UsageError
 from ..io import DEFAULT_MAX_PIXELS
-from ..report import Reporter, one_line
+from ..report import Reporter, print_error
 
 
 class OneLineErrors(TyperGroup):
@@ -35,12 +35,12 @@ class OneLineErrors(TyperGroup):
             print(e.format_message(), file=sys.stderr)
             sys.exit(2)
         except UsageError as e:
-            print(f"imgdiff: error: {one_line(str(e))}", file=sys.stderr)
+            print_error(str(e))
             sys.exit(2)
         except click.ClickException as e:
             where = f" (see {e.ctx.command_path} --help)" if getattr(e, "ctx", None) else ""
             msg = e.format_message().replace("Value error, ", "")  # Typer's prefix on a refused choice
-            print(f"imgdiff: error: {one_line(msg)}{where}", file=sys.stderr)
+            print_error(f"{msg}{where}")
             sys.exit(e.exit_code)
         except typer.Abort:
             print("imgdiff: aborted", file=sys.stderr)
