@@ -24,6 +24,13 @@ WB = np.array([2.05, 1.0, 1.55])  # daylight gains (red, green, blue)
 # (shot, read) noise variances in linear raw units [0, 1]: about ISO 800, 3200 and 12800 on a phone
 ISO_LEVELS = {"ISO 800": (8e-4, 4e-6), "ISO 3200": (3.2e-3, 3e-5), "ISO 12800": (1.2e-2, 2.5e-4)}
 JPEG_QUALITY = 90
+# film grain as the benchmark draws it: (blur of white noise in px, its std on 0..255), under white sigma 1
+GRAIN_LEVELS = {
+    "grain 1.5 px std 4": (1.5, 4.0),
+    "grain 1.5 px std 8": (1.5, 8.0),
+    "grain 2.5 px std 4": (2.5, 4.0),
+    "grain 2.5 px std 8": (2.5, 8.0),
+}
 
 
 def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -70,6 +77,17 @@ def record(clean: np.ndarray, iso: str | tuple[float, float], seed: int) -> np.n
     buf = io.BytesIO()
     Image.fromarray(out).save(buf, format="JPEG", quality=JPEG_QUALITY)
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).copy()
+
+
+def film_scan(clean: np.ndarray, grain: str | tuple[float, float], seed: int) -> np.ndarray:
+    """uint8 RGB -> a scanned film's look: white noise blurred by a Gaussian (OpenCV, each channel
+    independent) to the given std, plus a scanner's fine white noise of sigma 1. Not the training
+    model (imgdiff/train/degrade.py::film_grain: torch, intensity-scaled, channel-mixed, random)."""
+    blur, std = GRAIN_LEVELS[grain] if isinstance(grain, str) else grain
+    rng = np.random.default_rng(seed)
+    n = cv2.GaussianBlur(rng.normal(0, 1, clean.shape).astype(np.float32), (0, 0), blur)
+    noisy = clean + n * (std / n.std()) + rng.normal(0, 1, clean.shape)
+    return np.clip(noisy, 0, 255).round().astype(np.uint8)
 
 
 def even(a: np.ndarray) -> np.ndarray:

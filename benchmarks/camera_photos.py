@@ -13,7 +13,9 @@ default) is chosen on before the full benchmark, which measures only at its end.
 --iso 'NAME=SHOT,READ' adds levels of the same camera (e.g. lower ISOs than the benchmark's three).
 --clean adds the clean crops themselves as a first row (how close each model leaves a photo with no
 noise, which the default sends to it as faint noise); --saturation F scales the crops' colour away
-from their luma first (saturated scenes: flowers, fabric, painted toys).
+from their luma first (saturated scenes: flowers, fabric, painted toys). --grain replaces the camera's
+ISO levels by the benchmark's film grain (benchmarks/camera.py::film_scan, GRAIN_LEVELS; --iso then
+takes NAME=BLUR,STD).
 
 --fit-texture T fits camera noise's default gain (imgdiff.defaults.REAL_DETAIL_FIT): per crop and ISO,
 the gain that brings its texture ratio to T, regressed as gain - 1 = a * s^p on the std s of what the
@@ -32,7 +34,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.camera import ISO_LEVELS, most_textured_box, record, texture_ratio  # noqa: E402
+from benchmarks.camera import (  # noqa: E402
+    GRAIN_LEVELS,
+    ISO_LEVELS,
+    film_scan,
+    most_textured_box,
+    record,
+    texture_ratio,
+)
 from benchmarks.measure import imgdiff_cli, load_photo_slice, read_outputs, write_pngs  # noqa: E402
 from imgdiff.detail import removed_std, restore_detail  # noqa: E402
 from imgdiff.eval.metrics import psnr  # noqa: E402
@@ -111,6 +120,9 @@ def main() -> None:
         help="scale each crop's colour away from its luma by this factor (clipped) before the camera: "
         "held-out stand-ins for saturated scenes (flowers, fabric, painted toys)",
     )
+    p.add_argument(
+        "--grain", action="store_true", help="the benchmark's film-grain levels instead of its camera's ISO levels"
+    )
     args = p.parse_args()
     fit: tuple[list[float], list[float]] = ([], [])
     held = load_photo_slice(args.photos, None, args.crop)
@@ -121,12 +133,13 @@ def main() -> None:
     print(f"{len(cleans)} held-out photographs, centre crops of up to {args.crop}x{args.crop}")
     levels: dict[str, tuple[float, float] | None] = {"clean": None} if args.clean else {}
     levels.update(parse_level(v) for v in args.iso)
-    levels.update(ISO_LEVELS)
-    draws = [*ISO_LEVELS, *(k for k in levels if k not in ISO_LEVELS)]  # each benchmark ISO keeps its draw
+    standard, degrade = (GRAIN_LEVELS, film_scan) if args.grain else (ISO_LEVELS, record)
+    levels.update(standard)
+    draws = [*standard, *(k for k in levels if k not in standard)]  # each standard level keeps its draw
     with tempfile.TemporaryDirectory() as tmp:
         for iso, level in levels.items():
             k = draws.index(iso)
-            noisy = cleans if level is None else [record(c, level, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
+            noisy = cleans if level is None else [degrade(c, level, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
             src = Path(tmp) / f"in{iso}"
             write_pngs(src, names, noisy)
             db = np.mean([psnr(n, c) for n, c in zip(noisy, cleans, strict=True)])

@@ -599,9 +599,11 @@ class CameraRow:
         self.texture[method].append(texture_ratio(out, ref, box))
 
     def run_imgdiff(self, command: list[str], src: Path, names: list[str], refs: list[np.ndarray], boxes) -> None:
-        """`imgdiff COMMAND SRC` by default (method "imgdiff"), with --mode real ("imgdiff-real") and,
-        where the row has the method, with the camera-noise texture knob --steps 4 ("imgdiff-steps4")."""
+        """`imgdiff COMMAND SRC` by default (method "imgdiff") and, where the row has the method, with
+        --mode real ("imgdiff-real"), --mode gaussian ("imgdiff-gaussian") or the camera-noise texture
+        knob --steps 4 ("imgdiff-steps4")."""
         variants = [("imgdiff", []), ("imgdiff-real", ["--mode", "real"]), ("imgdiff-steps4", ["--steps", "4"])]
+        variants.append(("imgdiff-gaussian", ["--mode", "gaussian"]))
         for method, extra in (v for v in variants if v[0] in self.methods):
             dst = src.with_name(f"{src.name}_{method}")
             run = imgdiff_cli(command[0], str(src), "-o", str(dst), "-q", *command[1:], *extra)
@@ -613,10 +615,26 @@ class CameraRow:
         return float(np.mean(self.scores[method].psnr[:first]))
 
 
+def score_denoisers(row: CameraRow, cleans, noisy, sigmas, boxes, names: list[str], src: Path) -> None:
+    """Each noisy image as it is, through NL-means (and CBM3D on the row's first images) given its true
+    noise std, then through imgdiff (the row's variants, from PNGs written to src)."""
+    import bm3d
+
+    for i, (c, n, sg, box) in enumerate(zip(cleans, noisy, sigmas, boxes, strict=True)):
+        row.add("input", n, c, box)
+        h = NLM_H * sg
+        nlm, sec = timed(lambda n=n, h=h: cv2.fastNlMeansDenoisingColored(n, None, h, h, 7, 21))
+        row.add("nlmeans", nlm, c, box, sec)
+        if i < row.bm3d_images:
+            est, sec = timed(lambda n=n, sg=sg: to_u8(bm3d.bm3d_rgb(n / 255.0, sg / 255.0)))
+            row.add("cbm3d", est, c, box, sec)
+    write_pngs(src, names, noisy)
+    row.run_imgdiff(["denoise"], src, names, cleans, boxes)
+
+
 def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list[CameraRow]:
     """Bench images through the benchmark's own camera (benchmarks/camera.py) at three ISO levels: the
     input, NL-means and CBM3D given the true noise std, default `imgdiff denoise` and `--mode real`."""
-    import bm3d
 
     from benchmarks.camera import ISO_LEVELS, even, most_textured_box, record
 
@@ -630,23 +648,40 @@ def bench_camera(bench: Path, limit: int | None, bm3d_n: int, tmp: Path) -> list
             sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(noisy, cleans, strict=True)]
             methods = ("input", "nlmeans", "cbm3d", "imgdiff", "imgdiff-real", "imgdiff-steps4")
             row = CameraRow(name, iso, methods, len(cleans), min(bm3d_n, len(cleans)), float(np.mean(sigmas)))
-            for i, (c, n, sg, box) in enumerate(zip(cleans, noisy, sigmas, boxes, strict=True)):
-                row.add("input", n, c, box)
-                h = NLM_H * sg
-                nlm, sec = timed(lambda n=n, h=h: cv2.fastNlMeansDenoisingColored(n, None, h, h, 7, 21))
-                row.add("nlmeans", nlm, c, box, sec)
-                if i < row.bm3d_images:
-                    est, sec = timed(lambda n=n, sg=sg: to_u8(bm3d.bm3d_rgb(n / 255.0, sg / 255.0)))
-                    row.add("cbm3d", est, c, box, sec)
-            src = tmp / f"cam_{name}_{k}"
-            write_pngs(src, data.names, noisy)
-            row.run_imgdiff(["denoise"], src, data.names, cleans, boxes)
+            score_denoisers(row, cleans, noisy, sigmas, boxes, data.names, tmp / f"cam_{name}_{k}")
             rows.append(row)
             log(
                 f"  {name} {iso} (true sigma {row.true_sigma:.1f}): input {row.mean('input'):.2f}, "
                 f"imgdiff {row.mean('imgdiff'):.2f}, --mode real {row.mean('imgdiff-real'):.2f}, "
                 f"--steps 4 {row.mean('imgdiff-steps4'):.2f}, "
                 f"CBM3D {row.mean('cbm3d', row.bm3d_images):.2f} dB on {row.bm3d_images}"
+            )
+    return rows
+
+
+GRAIN_SETS = ("Kodak24",)  # 768x512: the 4x4 test of the noise reading needs 512 px on the short side
+
+
+def bench_grain(bench: Path, limit: int | None, tmp: Path) -> list[CameraRow]:
+    """Bench images as scanned film (benchmarks/camera.py::film_scan: blurred grain under fine white
+    noise): the input, NL-means given the true noise std, default `imgdiff denoise`, and the two models
+    it chooses between (`--mode gaussian` at the estimated sigma, `--mode real`)."""
+    from benchmarks.camera import GRAIN_LEVELS, film_scan, most_textured_box
+
+    rows = []
+    for name in GRAIN_SETS:
+        data = load_set(bench, name, limit)
+        cleans, boxes = data.images, [most_textured_box(c) for c in data.images]
+        for k, level in enumerate(GRAIN_LEVELS):
+            noisy = [film_scan(c, level, SEED + 1000 * k + i) for i, c in enumerate(cleans)]
+            sigmas = [float((n.astype(np.float64) - c).std()) for n, c in zip(noisy, cleans, strict=True)]
+            methods = ("input", "nlmeans", "imgdiff", "imgdiff-gaussian", "imgdiff-real")
+            row = CameraRow(name, level, methods, len(cleans), 0, float(np.mean(sigmas)))
+            score_denoisers(row, cleans, noisy, sigmas, boxes, data.names, tmp / f"grain_{name}_{k}")
+            rows.append(row)
+            log(
+                f"  {name} {level}: input {row.mean('input'):.2f}, imgdiff {row.mean('imgdiff'):.2f}, "
+                f"--mode gaussian {row.mean('imgdiff-gaussian'):.2f}, --mode real {row.mean('imgdiff-real'):.2f}"
             )
     return rows
 

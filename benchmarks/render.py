@@ -100,6 +100,44 @@ def camera_section(rows: list[CameraRow]) -> list[str]:
     return lines + table(header, body) + [""]
 
 
+def grain_section(rows: list[CameraRow]) -> list[str]:
+    if not rows:
+        return []
+    from benchmarks.camera import GRAIN_LEVELS
+
+    lines = [
+        "## Film grain",
+        "",
+        "Benchmark images as a film scan might look (`benchmarks/camera.py::film_scan`, not the training "
+        "model: white noise blurred by a Gaussian of "
+        + " / ".join(sorted({f"{b:g}" for b, _ in GRAIN_LEVELS.values()}))
+        + " px to a std of "
+        + " / ".join(sorted({f"{s:g}" for _, s in GRAIN_LEVELS.values()}))
+        + ", under white noise of σ 1). Such grain reads as faint white noise at full resolution and after "
+        "2x2 averaging; the default's 4x4 test (images 512 px or more on the short side) sends it to the "
+        "real-photo model. imgdiff: `imgdiff denoise DIR -o OUT` with no options, and the two models it "
+        "chooses between, `--mode gaussian` (at the estimated σ, what white noise gets) and `--mode real`; "
+        "NL-means given the true noise std. RGB PSNR / SSIM; texture as above.",
+        "",
+    ]
+    header = ["set", "grain", "images", "true σ", "input", "NL-means", "imgdiff default", "--mode gaussian"]
+    header += ["--mode real", "texture: input / default / gaussian / real"]
+    body = []
+    for r in rows:
+
+        def cell(m: str, r: CameraRow = r) -> str:
+            return f"{r.mean(m):.2f} / {np.mean(r.scores[m].ssim):.3f}"
+
+        tex = " / ".join(
+            f"{np.mean(r.texture[m]):.2f}" for m in ("input", "imgdiff", "imgdiff-gaussian", "imgdiff-real")
+        )
+        body.append(
+            [r.dataset, r.iso, str(r.images), f"{r.true_sigma:.1f}", cell("input"), cell("nlmeans"), cell("imgdiff")]
+            + [cell("imgdiff-gaussian"), cell("imgdiff-real"), tex]
+        )
+    return lines + table(header, body) + [""]
+
+
 def camera_upscale_section(rows: list[CameraRow]) -> list[str]:
     if not rows:
         return []

@@ -45,6 +45,7 @@ from benchmarks.measure import (  # noqa: E402  (first: it sets the thread count
     bench_call_overhead,
     bench_camera,
     bench_camera_upscale,
+    bench_grain,
     bench_denoise,
     bench_generate,
     bench_noise_estimate,
@@ -79,6 +80,7 @@ from benchmarks import history as speed_history  # noqa: E402
 from benchmarks.render import (  # noqa: E402
     camera_section,
     camera_upscale_section,
+    grain_section,
     precision_section,
     crops_section,
     denoise_section,
@@ -191,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         rni = bench_real_noise(args.bench, tmp, crops)
         log("camera noise")
         camera = bench_camera(args.bench, limit, bm3d_n, tmp)
+        log("film grain")
+        grain = bench_grain(args.bench, limit, tmp)
         log("camera-degraded x4 upscaling")
         camera_sr = bench_camera_upscale(args.bench, limit, bm3d_n, tmp)
         log("real-photo upscaling (RNI15 crops)")
@@ -289,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         *precision_section(precision, den_rows, sr_rows, overhead, cpu_isa(), no_amx_path, history),
         *steps_section(step_rows, len(step_set.images)),
         *camera_section(camera),
+        *grain_section(grain),
         *camera_upscale_section(camera_sr),
         *crops_section(den_strip, sr_strip, sr_index, rni, real_sr),
         *extra_sections(noise, stylize),

@@ -126,6 +126,12 @@ def _degradation(cfg: dict) -> str:
             f"{scale}blur, camera pipeline of `imgdiff/train/camera.py` (after Brooks et al. 2019: inverse "
             "tone curve, camera matrix, gains, Bayer mosaic, shot + read noise over the ISO range, "
             "demosaicing, tone curve), some white noise, JPEG q60-95 (BSRGAN/Real-ESRGAN style), 8-bit"
+            + (
+                f"; {cfg['film_grain']:.0%} of the camera-noise share is film grain instead (Gaussian noise "
+                "blurred 0.7-3 px, scaled by intensity, after AV1's film-grain model)"
+                if cfg.get("film_grain")
+                else ""
+            )
         )
     return f"{scale}blur, correlated colour noise or white noise, JPEG q30-95, 8-bit (`imgdiff/train/degrade.py`)"
 

@@ -13,6 +13,8 @@ def sigma_from_255(s: float) -> float:
     return s / 127.5
 
 
+FILM_GRAIN_SHARE = 0.15  # denoise-real's camera-noise samples that are scanned-film grain instead
+
 # conditional "restore" models: training task -> (scale, degradation the inputs are assumed to have)
 RESTORE_TASKS = {
     "upscale-x2": (2, "bicubic"),
@@ -54,6 +56,8 @@ def default_config(task: str) -> dict:
             "degradation": degradation,
             # real inputs: the camera pipeline of train/camera.py (configs without the key resume as they ran)
             **({"camera": True} if degradation == "real" else {}),
+            # denoise-real: a share of the camera-noise samples is scanned-film grain instead (issue 14)
+            **({"film_grain": FILM_GRAIN_SHARE} if degradation == "real" and scale == 1 else {}),
         }
         return {"architecture": ARCHITECTURE, "task": "restore", "net": net.to_dict(), **extra}
     elif task == "generate":

@@ -123,7 +123,7 @@ def denoise(
             help=f"Gain on the finest detail after denoising (1 = none, the PSNR optimum). Default: 1 for "
             f"white noise; for camera noise it grows with the noise removed, 1 + {REAL_DETAIL_FIT[0]:g} "
             f"s^{REAL_DETAIL_FIT[1]:g} (s its std, 0..255), at most {REAL_DETAIL_MAX:g}, faded in over s "
-            f"{REAL_DETAIL_RAMP[0]:g}..{REAL_DETAIL_RAMP[1]:g} (a clean photo is left alone).",
+            f"{REAL_DETAIL_RAMP[0]:g}..{REAL_DETAIL_RAMP[1]:g} (a clean photo is left alone); 1 for film grain.",
         ),
     ] = None,
     common: Common = None,
@@ -185,11 +185,18 @@ class Denoise(Work):
             reading = read_noise(img.pixels, threads=torch.get_num_threads())
             kind = "real" if reading.blind else "gaussian"
         found = {} if reading is None else {"noise": reading.kind, "noise_ratio": round(reading.ratio, 2)}
+        if reading is not None and reading.coarse_ratio is not None:
+            found["noise_coarse_ratio"] = round(reading.coarse_ratio, 2)
         if kind == "real":
             model = self.model_for("real", rep)
             est = restore_image(img, model, rt, steps, common.seed, rep.step)
             removed = round(removed_std(img.pixels, est.pixels), 2)
-            gain = camera_gain(removed) if self.detail is None else self.detail
+            if self.detail is not None:
+                gain = self.detail
+            elif reading is not None and reading.kind == "grain":
+                gain = 1.0  # the fit is camera noise's; on film grain it sharpens what is left of the grain
+            else:
+                gain = camera_gain(removed)
             out = restore_detail(est, gain)
             found["noise_removed"] = removed
             meta = metadata("denoise", model, rt, common, steps, mode="real", mode_asked=mode, detail=gain, **found)

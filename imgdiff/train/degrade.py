@@ -75,14 +75,38 @@ def camera_noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return noisy.clamp(0, 1) ** (1 / 2.2)
 
 
-def real_degrade(clean: torch.Tensor, scale: int, gen: torch.Generator, camera: bool = False) -> torch.Tensor:
+def film_grain(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Scanned film: grain a few pixels across, strongest in the mid-tones, under a scanner's fine noise.
+
+    After the AV1 film-grain model (Norkin & Birkbeck, "Film grain synthesis for AV1 video codec", DCC
+    2018): white Gaussian noise shaped by a spatial filter (here a Gaussian of 0.7-3 px, coarser than
+    the demosaicing correlation of `camera.py`) and scaled by a function of intensity; colour film's
+    dye clouds correlated across channels as in `camera_noise`, or monochrome."""
+    n = gaussian_blur(torch.randn(x.shape, generator=gen, device=x.device), _u(gen, 0.7, 3.0))
+    if _u(gen, 0, 1) < 0.3:
+        n = n[:, :1].expand_as(x)
+    else:
+        mix = torch.eye(3, device=x.device) + _u(gen, 0, 0.6) * torch.rand(3, 3, generator=gen, device=x.device)
+        n = torch.einsum("ij,bjhw->bihw", mix / mix.sum(1, keepdim=True), n)
+    n = n / n.std().clamp_min(1e-6)
+    luma = x.mean(1, keepdim=True).clamp(0, 1)
+    amount = _log_u(gen, 2, 20) / 255 * (0.4 + 2.4 * luma * (1 - luma))  # 0.4 at black and white, 1 at grey
+    fine = torch.randn(x.shape, generator=gen, device=x.device) * _u(gen, 0, 2) / 255
+    return x + n * amount + fine
+
+
+def real_degrade(
+    clean: torch.Tensor, scale: int, gen: torch.Generator, camera: bool = False, grain: float = 0.0
+) -> torch.Tensor:
     """What a real photo's pixels went through: blur, (down)sampling, camera noise or AWGN,
     sometimes noise added before a downscale, JPEG, 8-bit quantisation. In/out in [-1, 1].
 
     camera=True (configs with "camera": true) makes the noise the full camera pipeline of
     `camera.py` (mosaic, raw shot/read noise, demosaicing, tone curve), sometimes at twice the
     resolution and then downscaled as phones do, and JPEG at qualities 60-95 (the issue-14 recipe);
-    False keeps the recipe earlier checkpoints were trained with, so their runs resume exactly."""
+    False keeps the recipe earlier checkpoints were trained with, so their runs resume exactly.
+    grain: the share of the camera-noise samples given `film_grain` instead (0: no draw for it, so
+    runs without it resume exactly)."""
     from ..resample import downscale, upscale_bicubic
     from .camera import camera_pipeline
 
@@ -99,7 +123,9 @@ def real_degrade(clean: torch.Tensor, scale: int, gen: torch.Generator, camera: 
             if kind < 0.2:
                 x = x + torch.randn(x.shape, generator=gen, device=x.device) * _u(gen, 1, 50) / 255
             elif kind < 0.9:
-                if scale == 1 and _u(gen, 0, 1) < 0.3:  # recorded at 2x, downscaled by the phone
+                if grain > 0 and _u(gen, 0, 1) < grain:
+                    x = film_grain(x, gen)
+                elif scale == 1 and _u(gen, 0, 1) < 0.3:  # recorded at 2x, downscaled by the phone
                     big = ((upscale_bicubic(x * 2 - 1, 2) + 1) / 2).clamp(0, 1)
                     x = downscale(camera_pipeline(big, gen), 2).clamp(0, 1)
                 else:

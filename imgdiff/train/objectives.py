@@ -47,7 +47,9 @@ def degraded_input(cfg: dict, clean: torch.Tensor, gen: torch.Generator) -> torc
     """What the restore model is given: the clean crops degraded (and downscaled) as the task says."""
     s = int(cfg["scale"])
     if cfg.get("degradation", "bicubic") == "real":
-        return real_degrade(clean, s, gen, camera=bool(cfg.get("camera", False)))
+        return real_degrade(
+            clean, s, gen, camera=bool(cfg.get("camera", False)), grain=float(cfg.get("film_grain", 0.0))
+        )
     return quantise(downscale(clean, s))
 
 
