@@ -602,8 +602,8 @@ class CameraRow:
         """`imgdiff COMMAND SRC` by default (method "imgdiff") and, where the row has the method, with
         --mode real ("imgdiff-real"), --mode gaussian ("imgdiff-gaussian") or the camera-noise texture
         knob --steps 4 ("imgdiff-steps4")."""
-        variants = [("imgdiff", []), ("imgdiff-real", ["--mode", "real"]), ("imgdiff-steps4", ["--steps", "4"])]
-        variants.append(("imgdiff-gaussian", ["--mode", "gaussian"]))
+        variants = [("imgdiff", []), ("imgdiff-real", ["--mode", "real"]), ("imgdiff-gaussian", ["--mode", "gaussian"])]
+        variants.append(("imgdiff-steps4", ["--steps", "4"]))
         for method, extra in (v for v in variants if v[0] in self.methods):
             dst = src.with_name(f"{src.name}_{method}")
             run = imgdiff_cli(command[0], str(src), "-o", str(dst), "-q", *command[1:], *extra)

@@ -57,6 +57,13 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(b.copy()).permute(2, 0, 1)[None].to(x.device, x.dtype) / 255
 
 
+def mix_channels(n: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A noise field's colour channels mixed by a random matrix near identity (rows sum to 1): noise
+    correlated across channels, as demosaicing or film dyes make it."""
+    mix = torch.eye(3, device=n.device) + _u(gen, 0, 0.6) * torch.rand(3, 3, generator=gen, device=n.device)
+    return torch.einsum("ij,bjhw->bihw", mix / mix.sum(1, keepdim=True), n)
+
+
 def camera_noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Signal-dependent (Poisson-Gaussian, in linear light), channel- and spatially correlated noise.
 
@@ -68,8 +75,7 @@ def camera_noise(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     if _u(gen, 0, 1) < 0.6:
         n = gaussian_blur(n, _u(gen, 0.4, 1.2))
         n = n / n.std().clamp_min(1e-6)
-    mix = torch.eye(3, device=x.device) + _u(gen, 0, 0.6) * torch.rand(3, 3, generator=gen, device=x.device)
-    n = torch.einsum("ij,bjhw->bihw", mix / mix.sum(1, keepdim=True), n)
+    n = mix_channels(n, gen)
     n = n / n.std().clamp_min(1e-6)
     noisy = lin + n * (shot * lin + read).sqrt()
     return noisy.clamp(0, 1) ** (1 / 2.2)
@@ -81,13 +87,9 @@ def film_grain(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     After the AV1 film-grain model (Norkin & Birkbeck, "Film grain synthesis for AV1 video codec", DCC
     2018): white Gaussian noise shaped by a spatial filter (here a Gaussian of 0.7-3 px, coarser than
     the demosaicing correlation of `camera.py`) and scaled by a function of intensity; colour film's
-    dye clouds correlated across channels as in `camera_noise`, or monochrome."""
+    dye clouds correlated across channels (`mix_channels`), or monochrome."""
     n = gaussian_blur(torch.randn(x.shape, generator=gen, device=x.device), _u(gen, 0.7, 3.0))
-    if _u(gen, 0, 1) < 0.3:
-        n = n[:, :1].expand_as(x)
-    else:
-        mix = torch.eye(3, device=x.device) + _u(gen, 0, 0.6) * torch.rand(3, 3, generator=gen, device=x.device)
-        n = torch.einsum("ij,bjhw->bihw", mix / mix.sum(1, keepdim=True), n)
+    n = n[:, :1].expand_as(x) if _u(gen, 0, 1) < 0.3 else mix_channels(n, gen)
     n = n / n.std().clamp_min(1e-6)
     luma = x.mean(1, keepdim=True).clamp(0, 1)
     amount = _log_u(gen, 2, 20) / 255 * (0.4 + 2.4 * luma * (1 - luma))  # 0.4 at black and white, 1 at grey
